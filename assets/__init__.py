@@ -1,0 +1,1 @@
+"""Bundled demo images (drawn by scripts/make_assets.py); installed as the package stylize.assets."""

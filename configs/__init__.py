@@ -1,0 +1,1 @@
+"""Bundled YAML configs; installed as the package stylize.configs so `-c gatys` finds them anywhere."""

@@ -1,0 +1,198 @@
+"""The ``stylize`` command line: thin Typer commands over the library.
+
+Each command parses, builds the config, calls one library function and maps errors to exit codes:
+a :class:`StylizeError` or a usage error is one line on stderr and exit 2; Ctrl-C is exit 130.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from typer.core import TyperGroup
+
+from . import __version__, weights
+from .config import build_config, to_yaml
+from .errors import StylizeError
+from .optimize import StepRecord
+from .transfer import run as run_transfer
+
+log = logging.getLogger("stylize")
+
+
+def _stderr() -> Console:
+    # Made per call, not at import: CliRunner swaps sys.stderr for each invocation.
+    return Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    _stderr().print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
+    sys.exit(code)
+
+
+class _Group(TyperGroup):
+    """Maps user errors to one line + exit 2, whether called as a script or through CliRunner."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as e:  # usage errors: bad option, bad value type (typer vendors click)
+            ctx = getattr(e, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx else ""
+            _fail(e.format_message().replace("[", r"\[") + where)
+        except typer.Abort:
+            _fail("aborted.", 130)
+        except StylizeError as e:
+            _fail(str(e).replace("[", r"\["))
+        code = rv if isinstance(rv, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=_Group,
+    add_completion=False,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Neural style transfer (Gatys et al.) faithful to the classic PyTorch recipe.\n\n"
+    "Example: [bold]stylize run photo.jpg painting.jpg -o out.png --size 256[/]",
+    rich_markup_mode="rich",
+)
+weights_app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    help="ImageNet VGG19 weights: what is available, and importing them on air-gapped machines.\n\n"
+    "Example: [bold]stylize weights import ~/Downloads/vgg19-dcbb9e9d.pth[/]",
+)
+app.add_typer(weights_app, name="weights")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"stylize {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """Neural style transfer from the command line."""
+
+
+class _ConsoleLog(logging.Handler):
+    def __init__(self, console: Console):
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().replace("[", r"\[")
+        if record.levelno >= logging.WARNING:
+            message = f"[bold yellow]warning:[/] [yellow]{message}[/]"
+        self.console.print(message, soft_wrap=True)
+
+
+class _Progress:
+    """A rich progress bar (with ETA and live losses) that appears with the first step, so setup errors
+    and warnings are not mixed with an empty bar."""
+
+    def __init__(self, console: Console, steps: int, log_every: int):
+        self.steps, self.log_every = steps, log_every
+        self.bar = Progress(TextColumn("[bold]stylize"), BarColumn(bar_width=24), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                            TextColumn("{task.fields[losses]}"), console=console)
+        self.task = None
+
+    def __call__(self, r: StepRecord) -> None:
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task("run", total=self.steps, losses="")
+        losses = f"total {r.total:.4g}  style {r.style:.4g}  content {r.content:.4g}"
+        self.bar.update(self.task, completed=r.step, losses=losses)
+        if r.step % self.log_every == 0:  # the seed prints every 50 runs
+            self.bar.console.print(f"step {r.step}: {losses}")
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.bar.stop()
+
+
+@app.command(epilog="Examples:\n\n"
+             "  stylize run                                  # the bundled demo pair\n\n"
+             "  stylize run photo.jpg painting.jpg -o out.png --size 256 --steps 200\n\n"
+             "  stylize run photo.jpg painting.jpg -c configs/gatys.yaml --set style_weight=1e5\n\n"
+             "  stylize run --print-config -c gatys          # show the resolved config")
+def run(
+    content: Annotated[Optional[Path], typer.Argument(help="Content image (default: the bundled demo).", show_default=False)] = None,
+    style: Annotated[Optional[Path], typer.Argument(help="Style image (default: the bundled demo).", show_default=False)] = None,
+    config: Annotated[Optional[str], typer.Option("--config", "-c", help="YAML config file (or a bundled name: default, gatys).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output image, .png or .jpg [default: outputs/<content>__<style>.png]; logs are written beside it.", show_default=False)] = None,
+    size: Annotated[Optional[int], typer.Option(help="Shorter edge in px [default: 512 on CUDA, 128 otherwise].", show_default=False)] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Closure evaluations [default: 300].", show_default=False)] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N | dlp-sim [default: auto].", show_default=False)] = None,
+    weights_: Annotated[Optional[str], typer.Option("--weights", help="auto | imagenet | untrained | PATH to a VGG19 state_dict [default: auto].", show_default=False)] = None,
+    init: Annotated[Optional[str], typer.Option(help="noise | content | PATH to an image [default: noise].", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the noise init [default: 0].", show_default=False)] = None,
+    style_weight: Annotated[Optional[float], typer.Option(help="Style loss weight [default: 1e6].", show_default=False)] = None,
+    content_weight: Annotated[Optional[float], typer.Option(help="Content loss weight [default: 1].", show_default=False)] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info; warnings and errors only.")] = False,
+    print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")] = False,
+) -> None:
+    """Stylize CONTENT with STYLE: writes the image, <stem>.losses.csv, <stem>.run.json and <stem>.loss.png."""
+    flags = {"content": content, "style": style, "output": output, "size": size, "steps": steps, "device": device,
+             "weights": weights_, "init": init, "seed": seed, "style_weight": style_weight, "content_weight": content_weight}
+    cfg = build_config(config, set_ or (), {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()})
+    if print_config:
+        print(to_yaml(cfg), end="")
+        return
+    console = _stderr()
+    handler = _ConsoleLog(console)
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+    progress = None if quiet else _Progress(console, cfg.steps, cfg.log_every)
+    try:
+        result = run_transfer(cfg, on_step=progress)
+    except KeyboardInterrupt:
+        _fail("interrupted before the optimization started; nothing was written.", 130)
+    finally:
+        if progress:
+            progress.stop()
+        log.removeHandler(handler)
+    final = result.history[-1] if result.history else None
+    if not quiet and final:
+        console.print(soft_wrap=True, *[f"done: {final.step} steps in {result.timings['optimize_s']:.1f} s "
+                      f"(setup {result.timings['setup_s']:.1f} s); final total {final.total:.4g} "
+                      f"(style {final.style:.4g}, content {final.content:.4g}); weights: {result.weights}"])
+    if result.interrupted:
+        console.print(f"[yellow]interrupted at step {len(result.history)}: the image so far and the logs were written.[/]")
+    print(result.paths["image"])
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+@weights_app.command("info", epilog="Example:\n\n  stylize weights info")
+def weights_info() -> None:
+    """Say which VGG19 weights are available and what --weights auto would use."""
+    for key, value in weights.info().items():
+        print(f"{key}: {value}")
+
+
+@weights_app.command("import", epilog="Example:\n\n  stylize weights import ~/Downloads/vgg19-dcbb9e9d.pth")
+def weights_import(
+    file: Annotated[Path, typer.Argument(help=f"A copy of {weights.IMAGENET_FILE} (from {weights.IMAGENET_URL}).", show_default=False)],
+) -> None:
+    """Check a downloaded VGG19 ImageNet file against torchvision's hash and put it in the torch hub cache."""
+    dest = weights.import_file(file)
+    print(f"imported: {dest}")
+
+
+def main() -> None:
+    app()

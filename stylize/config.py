@@ -1,0 +1,209 @@
+"""One typed config: the single source of defaults.
+
+Precedence, lowest first: the defaults below < a YAML file (``-c``) < ``--set key=value`` < explicit CLI
+flags. Everything is validated once, in :func:`build_config`, and errors read ``field: message``.
+The defaults reproduce the seed (the PyTorch neural-style tutorial); ``configs/default.yaml`` spells
+them out and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import features
+from .errors import StylizeError, did_you_mean
+
+DEVICES = ("auto", "cpu", "cuda", "dlp-sim")
+WEIGHTS = ("auto", "imagenet", "untrained")
+INITS = ("noise", "content")
+
+
+def _layers(*names: str) -> dict[str, float]:
+    return {n: 1.0 for n in names}
+
+
+@dataclass
+class Config:
+    """Everything a run needs. Field comments are the reference (README's config table mirrors them)."""
+
+    content: str | None = None  # content image path; none = the bundled demo content
+    style: str | None = None  # style image path; none = the bundled demo style
+    output: str | None = None  # output image (.png/.jpg); none = outputs/<content>__<style>.png
+    size: int | None = None  # shorter edge in px; none = 512 on CUDA, 128 otherwise (the seed's rule)
+    steps: int = 300  # closure evaluations (the seed counts these, not LBFGS steps)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | dlp-sim
+    weights: str = "auto"  # auto | imagenet | untrained | path to a VGG19 state_dict
+    init: str = "noise"  # noise (torch.randn, as the seed) | content | path to an image
+    seed: int = 0  # seeds the noise init
+    style_weight: float = 1e6
+    content_weight: float = 1.0
+    style_layers: dict[str, float] = field(default_factory=lambda: _layers("conv_1", "conv_2", "conv_3", "conv_4", "conv_5"))
+    content_layers: dict[str, float] = field(default_factory=lambda: _layers("conv_4"))
+    lbfgs_max_iter: int = 20  # evaluations per LBFGS step (torch default, as in the seed)
+    lbfgs_history: int = 100  # LBFGS history size (torch default, as in the seed)
+    log_every: int = 50  # print losses every N steps (the seed prints every 50)
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _fail(name: str, message: str) -> StylizeError:
+    return StylizeError(f"{name}: {message}")
+
+
+def _number(name: str, value: Any, kind: type, low: float, high: float | None = None) -> int | float:
+    # YAML reads "1e6" as a string and --set gives strings: accept any spelling of a number.
+    if isinstance(value, bool):
+        raise _fail(name, f"expected a number, got {value!r}")
+    try:
+        number = float(value) if kind is float else int(str(value), 10) if isinstance(value, str) else value
+    except (TypeError, ValueError):
+        number = None
+    if kind is int and isinstance(number, float) and number.is_integer():
+        number = int(number)
+    if number is None or not isinstance(number, (int, float)) or (kind is int and not isinstance(number, int)):
+        raise _fail(name, f"expected {'a whole number' if kind is int else 'a number'}, got {value!r}")
+    allowed = f">= {low:g}" if high is None else f"between {low:g} and {high:g}"
+    if not math.isfinite(number) or number < low or (high is not None and number > high):
+        raise _fail(name, f"{value!r} is out of range: allowed {allowed}")
+    return kind(number)
+
+
+def _layer_weights(name: str, value: Any) -> dict[str, float]:
+    # A list gives every layer weight 1 (the seed); a mapping gives per-layer weights (gatys.yaml).
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, Sequence):
+        value = {v: 1.0 for v in value}
+    if not isinstance(value, Mapping):
+        raise _fail(name, f"expected a list of layer names or a mapping layer: weight, got {value!r}")
+    out = {}
+    for layer_name, weight in value.items():
+        try:
+            features.layer(str(layer_name))
+        except StylizeError as e:
+            raise _fail(name, str(e)) from None
+        out[str(layer_name)] = _number(f"{name}.{layer_name}", weight, float, 0.0)
+    return out
+
+
+def _choice_or_path(name: str, value: Any, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or not value:
+        raise _fail(name, f"expected one of {', '.join(choices)} or a file path, got {value!r}")
+    return value
+
+
+def _validate(raw: dict[str, Any]) -> Config:
+    cfg = dict(raw)
+    for key in ("content", "style", "output"):
+        if cfg[key] is not None and (not isinstance(cfg[key], str) or not cfg[key]):
+            raise _fail(key, f"expected a file path, got {cfg[key]!r}")
+    if cfg["size"] is not None:
+        cfg["size"] = _number("size", cfg["size"], int, 16)
+    cfg["steps"] = _number("steps", cfg["steps"], int, 1)
+    cfg["seed"] = _number("seed", cfg["seed"], int, 0, 2**63 - 1)
+    cfg["style_weight"] = _number("style_weight", cfg["style_weight"], float, 0.0)
+    cfg["content_weight"] = _number("content_weight", cfg["content_weight"], float, 0.0)
+    cfg["lbfgs_max_iter"] = _number("lbfgs_max_iter", cfg["lbfgs_max_iter"], int, 1)
+    cfg["lbfgs_history"] = _number("lbfgs_history", cfg["lbfgs_history"], int, 1)
+    cfg["log_every"] = _number("log_every", cfg["log_every"], int, 1)
+    device = cfg["device"]
+    if not isinstance(device, str) or not (device in DEVICES or device.startswith("cuda:")):
+        raise _fail("device", f"unknown device {device!r}.{did_you_mean(str(device), DEVICES)} Allowed: {', '.join(DEVICES)}, cuda:N")
+    cfg["weights"] = _choice_or_path("weights", cfg["weights"], WEIGHTS)
+    cfg["init"] = _choice_or_path("init", cfg["init"], INITS)
+    cfg["style_layers"] = _layer_weights("style_layers", cfg["style_layers"])
+    cfg["content_layers"] = _layer_weights("content_layers", cfg["content_layers"])
+    if not cfg["style_layers"] and not cfg["content_layers"]:
+        raise _fail("style_layers", "no style or content layers: name at least one layer, e.g. style_layers: [conv_1]")
+    return Config(**cfg)
+
+
+def _check_keys(data: Mapping[str, Any], where: str) -> None:
+    for key in data:
+        if key not in FIELDS:
+            hint = did_you_mean(str(key), FIELDS) or f" Known keys: {', '.join(FIELDS)}."
+            raise StylizeError(f"{where}: unknown key '{key}'.{hint}")
+
+
+def config_path(name: str | Path) -> Path:
+    """A config file path, or the name of a bundled one (``gatys``, ``gatys.yaml``, ``configs/gatys.yaml``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    bundled = Path(str(resources.files("stylize.configs"))) / path.name
+    for candidate in (bundled, bundled.with_name(bundled.name + ".yaml")):
+        if candidate.is_file():
+            return candidate
+    names = sorted(p.stem for p in bundled.parent.glob("*.yaml"))
+    raise StylizeError(f"config file not found: {name}. Give a YAML file, or a bundled config: {', '.join(names)}.")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a config file; every problem becomes one StylizeError line."""
+    path = config_path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise StylizeError(f"{path}: invalid YAML{where}: {problem}. Fix the file's syntax.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise StylizeError(f"cannot read config file {path}: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise StylizeError(f"{path}: expected a mapping of key: value at the top level, got {type(data).__name__}")
+    _check_keys(data, str(path))
+    return data
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    """Parse ``key=value`` strings; values are read as YAML (``steps=50``, ``style_layers=[conv_1,conv_3]``)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise StylizeError(f"--set {item!r}: expected key=value, e.g. --set steps=100")
+        _check_keys({key: None}, "--set")
+        try:
+            out[key] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            out[key] = value
+    return out
+
+
+def build_config(
+    file: str | Path | None = None,
+    sets: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Merge defaults < YAML file < ``--set`` items < overrides (CLI flags / keyword arguments), then validate.
+
+    ``None`` values in ``overrides`` mean "not given" and are skipped.
+    """
+    merged = dataclasses.asdict(Config())
+    if file is not None:
+        merged.update(load_yaml(file))
+    merged.update(parse_sets(sets))
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    _check_keys(given, "option")
+    merged.update(given)
+    return _validate(merged)
+
+
+def to_yaml(cfg: Config) -> str:
+    """The resolved config as YAML, loadable with ``-c``."""
+    return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False, default_flow_style=None)

@@ -1,0 +1,50 @@
+"""Choose the device once, from one string, and probe it."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .errors import StylizeError
+
+
+def resolve(name: str) -> torch.device:
+    """Turn ``auto | cpu | cuda | cuda:N | dlp-sim`` into a working ``torch.device``, or say why not."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "dlp-sim":
+        raise StylizeError("device 'dlp-sim' is not available yet (the simulated DLP is still being built). Use --device cpu.")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+        raise StylizeError(f"device '{name}' is not available: {why}. Use --device cpu (or auto).")
+    try:
+        device = torch.device(name)
+        torch.empty((), device=device)  # probe: fails for cuda:7 on a 1-GPU machine
+    except (RuntimeError, AssertionError) as e:
+        raise StylizeError(f"device '{name}' is not available: {str(e).splitlines()[0]}. Use --device cpu or auto.") from None
+    return device
+
+
+def describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for a run on ``device``, or None when unknown."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

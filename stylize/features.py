@@ -1,0 +1,167 @@
+"""VGG19 as data: the layer table, both naming schemes, the feature network and the style model.
+
+The style model is built the way the seed (the PyTorch neural-style tutorial) builds it: a
+``Normalization`` layer first, then VGG19's ``features`` layer by layer (ReLUs not in-place), a
+``ContentLoss``/``StyleLoss`` module inserted right after each named layer, and the network cut
+after the last loss module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import StylizeError, did_you_mean
+from .losses import ContentLoss, StyleLoss
+
+# torchvision.models.vgg cfgs["E"]: channels of each 3x3 conv, "M" = 2x2 max pool.
+VGG19_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+                                    512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One entry of ``vgg19().features``."""
+
+    index: int  # position in torchvision's vgg19().features (so state_dict keys match)
+    kind: str  # "conv" | "relu" | "pool"
+    name: str  # the seed's name: conv_4, relu_4, pool_4 (pool named after the conv before it)
+    paper_name: str  # Gatys et al.'s name: conv2_2, relu2_2, pool2
+    channels: int  # output channels
+    pools_before: int  # max pools applied before this layer's output (its stride is 2**pools_before)
+
+
+def _vgg19_layers() -> tuple[Layer, ...]:
+    layers, index, conv, block, in_block, channels, pools = [], 0, 0, 1, 0, 3, 0
+    for v in VGG19_CFG:
+        if v == "M":
+            pools += 1
+            layers.append(Layer(index, "pool", f"pool_{conv}", f"pool{block}", channels, pools))
+            index, block, in_block = index + 1, block + 1, 0
+            continue
+        conv, in_block, channels = conv + 1, in_block + 1, int(v)
+        layers.append(Layer(index, "conv", f"conv_{conv}", f"conv{block}_{in_block}", channels, pools))
+        layers.append(Layer(index + 1, "relu", f"relu_{conv}", f"relu{block}_{in_block}", channels, pools))
+        index += 2
+    return tuple(layers)
+
+
+LAYERS: tuple[Layer, ...] = _vgg19_layers()
+_BY_NAME: dict[str, Layer] = {n: layer for layer in LAYERS for n in (layer.name, layer.paper_name)}
+LAYER_NAMES: tuple[str, ...] = tuple(_BY_NAME)
+
+
+def layer(name: str) -> Layer:
+    """Look a layer up by either name (``conv_4`` or ``conv2_2``)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise StylizeError(
+            f"unknown VGG19 layer '{name}'.{did_you_mean(name, LAYER_NAMES)} "
+            "Use the seed's names (conv_1..conv_16, relu_N, pool_N) or the paper's (conv1_1..conv5_4, relu4_2, pool3)."
+        ) from None
+
+
+class Normalization(nn.Module):
+    """``(img - mean) / std`` with ImageNet statistics, as the first layer of the style model."""
+
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).reshape(-1, 1, 1))  # (3, 1, 1)
+        self.register_buffer("std", torch.tensor(std).reshape(-1, 1, 1))
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return (img - self.mean) / self.std
+
+
+def vgg19_features(upto: int = len(LAYERS) - 1) -> nn.Sequential:
+    """VGG19 ``features`` up to and including layer ``upto``, uninitialised.
+
+    Indices match ``torchvision.models.vgg19().features`` so its state_dict keys (``0.weight``...) load.
+    ReLUs are built not in-place: the loss modules need the tensors they observe unchanged.
+    """
+    modules, in_ch = [], 3
+    for entry in LAYERS[: upto + 1]:
+        if entry.kind == "conv":
+            modules.append(nn.Conv2d(in_ch, entry.channels, kernel_size=3, padding=1))
+            in_ch = entry.channels
+        elif entry.kind == "relu":
+            modules.append(nn.ReLU(inplace=False))
+        else:
+            modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*modules)
+
+
+def init_untrained(features: nn.Sequential, seed: int = 0) -> nn.Sequential:
+    """Deterministic random init, the same scheme as torchvision's VGG (Kaiming normal, fan_out, zero bias).
+
+    Uses its own generator, drawing conv by conv from the first, so a layer's weights do not depend on
+    where the network is cut, on the global RNG, or on the torchvision version.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in features:
+            if isinstance(m, nn.Conv2d):
+                fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2.0 / fan_out) ** 0.5)
+                m.bias.zero_()
+    return features
+
+
+def last_tap(content_layers: Mapping[str, float], style_layers: Mapping[str, float]) -> int:
+    """Index of the deepest layer that carries a loss: where the network is cut."""
+    names = [*content_layers, *style_layers]
+    if not names:
+        raise StylizeError("no content or style layers: set content_layers and/or style_layers.")
+    return max(layer(n).index for n in names)
+
+
+def build_style_model(
+    features: nn.Sequential,
+    content_img: torch.Tensor,
+    style_img: torch.Tensor,
+    content_layers: Mapping[str, float],
+    style_layers: Mapping[str, float],
+) -> tuple[nn.Sequential, list[ContentLoss], list[StyleLoss]]:
+    """Insert loss modules after the named layers, as the seed's ``get_style_model_and_losses`` does.
+
+    Args:
+        features: VGG19 features (at least up to the last tap), on the images' device.
+        content_img, style_img: (1, 3, H, W) images in [0, 1].
+        content_layers, style_layers: layer name (either scheme) -> per-layer weight.
+
+    Returns:
+        The model (Normalization, VGG layers named ``conv_N``/``relu_N``/``pool_N``, loss modules, cut after the
+        last loss), and the content and style loss modules in network order.
+    """
+    content_at = {layer(n).index: w for n, w in content_layers.items()}
+    style_at = {layer(n).index: w for n, w in style_layers.items()}
+    cut = last_tap(content_layers, style_layers)
+    device = content_img.device
+    model = nn.Sequential(Normalization().to(device))
+    content_losses: list[ContentLoss] = []
+    style_losses: list[StyleLoss] = []
+    # Targets come from running the two images alongside the model as it grows: the seed re-runs the
+    # whole prefix at every tap, which gives the same tensors at O(layers^2) cost.
+    with torch.no_grad():
+        c, s = model(content_img), model(style_img)
+        for entry in LAYERS[: cut + 1]:
+            module = features[entry.index]
+            model.add_module(entry.name, module)
+            c, s = module(c), module(s)
+            # Same order as the seed: content loss first when a layer carries both.
+            if entry.index in content_at:
+                loss = ContentLoss(c, content_at[entry.index])
+                model.add_module(f"content_loss_{entry.name.split('_')[1]}", loss)
+                content_losses.append(loss)
+            if entry.index in style_at:
+                loss = StyleLoss(s, style_at[entry.index])
+                model.add_module(f"style_loss_{entry.name.split('_')[1]}", loss)
+                style_losses.append(loss)
+    return model, content_losses, style_losses

@@ -1,0 +1,109 @@
+"""Images in and out: Pillow decoding (EXIF, odd modes), the seed's resizing, tensor conversion, saving."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.transforms import functional as TF
+
+from .errors import StylizeError
+
+# Extensions we write, with the Pillow format used for each.
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open an image as 8-bit RGB, upright (EXIF orientation applied).
+
+    Modes: RGBA/LA/P with transparency are composited on white; L/1/P/CMYK/YCbCr/LAB/HSV are converted;
+    16-bit and 32-bit grayscale (I;16, I) are scaled from their full range, float (F) from [0, 1];
+    animated images use their first frame.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise StylizeError(f"image not found: {path}. Check the path.")
+    if not path.is_file():
+        raise StylizeError(f"not a file: {path}. Give an image file (PNG, JPEG, ...).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(img)
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        reason = "not an image Pillow can read" if isinstance(e, UnidentifiedImageError) else "too many pixels"
+        raise StylizeError(f"cannot read image {path}: {reason}. Give a PNG or JPEG file.") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise StylizeError(f"cannot read image {path}: {e}. The file may be truncated or corrupt.") from None
+    if min(rgb.size) < 1:
+        raise StylizeError(f"image {path} is empty ({rgb.size[0]}x{rgb.size[1]} px).")
+    return rgb
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        if img.mode == "F":
+            scale = 1.0 if a.max(initial=0.0) <= 1.0 else 255.0
+        elif img.mode == "I" and a.max(initial=0) <= 255:
+            scale = 255.0  # 8-bit data stored as 32-bit
+        else:
+            scale = 65535.0
+        a = np.clip(a / scale, 0.0, 1.0)
+        return Image.fromarray(np.round(a * 255).astype(np.uint8), "L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "RGBa", "La", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def resize_shorter(img: Image.Image, size: int) -> Image.Image:
+    """Scale so the shorter edge is ``size`` px: the seed's ``transforms.Resize(imsize)`` (bilinear, antialiased)."""
+    return TF.resize(img, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+
+
+def resize_cover(img: Image.Image, width: int, height: int) -> Image.Image:
+    """Scale to cover ``width`` x ``height`` keeping the aspect ratio, then centre-crop to exactly that size.
+
+    The seed asserts the style image has the content image's size; we make it so without distorting it.
+    """
+    scale = max(width / img.width, height / img.height)
+    w, h = max(width, round(img.width * scale)), max(height, round(img.height * scale))
+    img = TF.resize(img, [h, w], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(img, [height, width])
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """(1, 3, H, W) float32 in [0, 1]."""
+    return TF.to_tensor(img).unsqueeze(0)
+
+
+def to_pil(tensor: torch.Tensor) -> Image.Image:
+    """A (1, 3, H, W) or (3, H, W) tensor in [0, 1] as an 8-bit RGB image."""
+    return TF.to_pil_image(tensor.detach().squeeze(0).clamp(0, 1).cpu())
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Fail early (before any compute) on an output we could not write."""
+    path = Path(path)
+    if path.suffix.lower() not in SAVE_FORMATS:
+        raise StylizeError(
+            f"output {path}: unsupported extension '{path.suffix}'. Use one of {', '.join(SAVE_FORMATS)}."
+        )
+    if path.is_dir():
+        raise StylizeError(f"output {path} is a folder. Give a file name, e.g. -o {path / 'result.png'}")
+    return path
+
+
+def save_image(tensor: torch.Tensor, tmp_path: str | Path, final_name: str | Path) -> None:
+    """Write ``tensor`` to ``tmp_path`` in the format ``final_name``'s extension names (PNG or JPEG q=95)."""
+    fmt = SAVE_FORMATS[Path(final_name).suffix.lower()]
+    to_pil(tensor).save(tmp_path, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))

@@ -1,0 +1,73 @@
+"""A run's logs: ``<stem>.losses.csv``, ``<stem>.run.json`` and ``<stem>.loss.png``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .optimize import StepRecord
+
+CSV_FIELDS = ("step", "seconds", "content", "style", "total")
+
+
+def log_paths(output: Path) -> dict[str, Path]:
+    """The log files that sit beside an output image."""
+    stem = output.with_suffix("")
+    return {"csv": Path(f"{stem}.losses.csv"), "json": Path(f"{stem}.run.json"), "plot": Path(f"{stem}.loss.png")}
+
+
+def write_csv(history: Sequence[StepRecord], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_FIELDS)
+        for r in history:
+            writer.writerow([r.step, f"{r.seconds:.4f}", repr(r.content), repr(r.style), repr(r.total)])
+
+
+def read_csv(path: Path) -> list[StepRecord]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return [StepRecord(int(row["step"]), float(row["seconds"]), float(row["content"]), float(row["style"]),
+                           float(row["total"])) for row in csv.DictReader(f)]
+
+
+def write_json(data: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def versions() -> dict[str, str]:
+    import PIL
+    import torch
+    import torchvision
+
+    from . import __version__
+
+    return {"stylize": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "pillow": PIL.__version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def plot_losses(history: Sequence[StepRecord], path: Path, title: str = "") -> None:
+    """Loss curves (content, style, total) against step, log scale, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)  # files only; never open a window
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.add_subplot()
+    steps = [r.step for r in history]
+    for name in ("total", "style", "content"):
+        values = [getattr(r, name) for r in history]
+        if any(v > 0 for v in values):
+            ax.plot(steps, values, label=name, linewidth=1.5 if name == "total" else 1.0)
+    ax.set_yscale("log")
+    ax.set_xlabel("step (closure evaluation)")
+    ax.set_ylabel("weighted loss")
+    ax.set_title(title or "stylize losses", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, format="png")

@@ -1,0 +1,98 @@
+"""The seed's optimization loop: LBFGS over the input image, one closure evaluation = one step."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .losses import ContentLoss, StyleLoss
+
+
+@dataclass
+class StepRecord:
+    """Losses at one closure evaluation, already multiplied by the content/style weights (as the seed prints)."""
+
+    step: int  # 1-based evaluation count
+    seconds: float  # since the optimization started
+    content: float
+    style: float
+    total: float
+
+
+@dataclass
+class OptimizeResult:
+    image: torch.Tensor  # (1, 3, H, W) in [0, 1], detached
+    history: list[StepRecord] = field(default_factory=list)
+    interrupted: bool = False  # stopped by Ctrl-C (KeyboardInterrupt)
+    converged: bool = False  # LBFGS stopped making progress before `steps`
+
+
+def _value(x: torch.Tensor | float) -> float:
+    return x.item() if isinstance(x, torch.Tensor) else float(x)  # a sum over no loss modules is the int 0
+
+
+def optimize(
+    model: nn.Module,
+    content_losses: Sequence[ContentLoss],
+    style_losses: Sequence[StyleLoss],
+    image: torch.Tensor,
+    *,
+    steps: int,
+    style_weight: float,
+    content_weight: float,
+    max_iter: int = 20,
+    history_size: int = 100,
+    on_step: Callable[[StepRecord], None] | None = None,
+) -> OptimizeResult:
+    """Run LBFGS on ``image`` (modified in place) for exactly ``steps`` closure evaluations.
+
+    The closure is the seed's: clamp the image to [0, 1], forward, weighted sums of the loss modules'
+    losses, backward. Departure from the seed: its ``while run[0] <= num_steps`` loop overshoots (300
+    steps run 320 evaluations); we give the last LBFGS step only the evaluations that remain.
+
+    Ctrl-C (KeyboardInterrupt) ends the loop early with ``interrupted=True``; the image so far is kept.
+    The image is clamped to [0, 1] at the end, as in the seed.
+    """
+    image.requires_grad_(True)
+    model.requires_grad_(False)
+    optimizer = torch.optim.LBFGS([image], max_iter=max_iter, history_size=history_size)
+    result = OptimizeResult(image=image)
+    start = time.perf_counter()
+
+    def closure() -> torch.Tensor:
+        with torch.no_grad():
+            image.clamp_(0, 1)
+        optimizer.zero_grad()
+        model(image)
+        style_score = sum(sl.loss for sl in style_losses) * style_weight
+        content_score = sum(cl.loss for cl in content_losses) * content_weight
+        loss = style_score + content_score
+        loss.backward()
+        with torch.no_grad():
+            record = StepRecord(len(result.history) + 1, time.perf_counter() - start,
+                                _value(content_score), _value(style_score), _value(loss))
+        result.history.append(record)
+        if on_step is not None:
+            on_step(record)
+        return loss
+
+    try:
+        while len(result.history) < steps:
+            remaining = steps - len(result.history)
+            optimizer.param_groups[0]["max_iter"] = min(max_iter, remaining)
+            before = len(result.history)
+            optimizer.step(closure)
+            # One evaluation although more were allowed: the gradient is ~0 and LBFGS will not move again.
+            if len(result.history) - before == 1 and remaining > 1:
+                result.converged = True
+                break
+    except KeyboardInterrupt:
+        result.interrupted = True
+    with torch.no_grad():
+        image.clamp_(0, 1)
+    result.image = image.detach()
+    return result

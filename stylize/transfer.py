@@ -1,0 +1,215 @@
+"""One style-transfer run, end to end: config -> images -> weights -> style model -> LBFGS -> files.
+
+:func:`run` is what ``stylize run`` calls; :func:`stylize` is the same for Python users.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import devices, features, images, logs
+from .config import Config, build_config
+from .errors import StylizeError
+from .optimize import OptimizeResult, StepRecord, optimize
+from .outputs import AtomicFiles
+from .weights import WeightsInfo, load_features
+
+log = logging.getLogger("stylize")
+
+CPU_OVERHEAD_BYTES = 400 * 2**20  # the torch runtime itself, measured as RSS of an idle `import torch`
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``paths`` is empty when nothing was written (``write=False``)."""
+
+    image: torch.Tensor  # (1, 3, H, W) in [0, 1], on the CPU
+    history: list[StepRecord]
+    config: Config  # resolved (size filled in)
+    weights: WeightsInfo
+    device: str
+    interrupted: bool = False
+    converged: bool = False
+    paths: dict[str, Path] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def demo_pair() -> tuple[Path, Path]:
+    """The bundled demo images (drawn by scripts/make_assets.py)."""
+    root = resources.files("stylize.assets")
+    return Path(str(root / "content.jpg")), Path(str(root / "style.jpg"))
+
+
+def default_output(content: Path, style: Path) -> Path:
+    return Path("outputs") / f"{content.stem}__{style.stem}.png"
+
+
+def estimate_bytes(height: int, width: int, cut: int, lbfgs_history: int, device: torch.device) -> int:
+    """Peak memory of a run at this image size, from the layer table (float32).
+
+    Counts weights, every activation up to the cut (autograd keeps them for backward), max-pool indices
+    (int64), two activation-sized gradient buffers, Gram matrices, LBFGS history (2 vectors of the image per
+    entry) and, on the CPU, the torch runtime. A 25 % margin covers allocator slack.
+    """
+    floats, params, in_ch, largest, grams = 3 * height * width, 0, 3, 0, 0
+    for entry in features.LAYERS[: cut + 1]:
+        stride = 2 ** entry.pools_before
+        n = entry.channels * (height // stride) * (width // stride)
+        floats += n * (3 if entry.kind == "pool" else 1)  # pool indices are int64 = 2 floats
+        largest = max(largest, n)
+        if entry.kind == "conv":
+            params += entry.channels * (in_ch * 9 + 1)
+            in_ch = entry.channels
+            grams += 3 * entry.channels**2  # target, input gram, its gradient (upper bound: one per conv)
+    image_vectors = (2 * lbfgs_history + 6) * 3 * height * width
+    total = 4 * (params + floats + 2 * largest + grams + image_vectors)
+    return int(total * 1.25) + (CPU_OVERHEAD_BYTES if device.type == "cpu" else 0)
+
+
+def _check_size(height: int, width: int, size: int, cut: int, cfg: Config, device: torch.device) -> None:
+    pools = features.LAYERS[cut].pools_before
+    if min(height, width) < 2**pools:
+        raise StylizeError(f"size {size} is too small: layer {features.LAYERS[cut].name} sits after {pools} poolings, "
+                           f"so the shorter edge must be at least {2**pools} px. Use --size {max(2**pools, 64)} or more.")
+    free = devices.available_memory(device)
+    need = estimate_bytes(height, width, cut, cfg.lbfgs_history, device)
+    if free is None or need <= free:
+        return
+    aspect = width / height
+    fits = [s for s in range(2**pools, size, 8)
+            if estimate_bytes(s if height <= width else round(s / aspect), round(s * aspect) if height <= width else s,
+                              cut, cfg.lbfgs_history, device) <= free]
+    hint = f"The largest size that fits is about {fits[-1]}: use --size {fits[-1]}." if fits else "Free memory first."
+    raise StylizeError(f"size {size} ({width}x{height} px) needs about {need / 2**30:.1f} GiB on {device}, "
+                       f"only {free / 2**30:.1f} GiB is free. {hint}")
+
+
+def _init_image(cfg: Config, content: torch.Tensor) -> torch.Tensor:
+    if cfg.init == "noise":
+        gen = torch.Generator().manual_seed(cfg.seed)  # CPU generator: the same noise on every device
+        return torch.randn(content.shape, generator=gen).to(content.device)
+    if cfg.init == "content":
+        return content.clone()
+    path = Path(cfg.init)
+    if not path.exists():
+        raise StylizeError(f"init: '{cfg.init}' is neither noise, content nor an existing image file.")
+    _, _, h, w = content.shape
+    return images.to_tensor(images.resize_cover(images.load_image(path), w, h)).to(content.device)
+
+
+def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write: bool = True) -> RunResult:
+    """Stylize ``cfg.content`` with ``cfg.style``; write the image and logs unless ``write`` is False.
+
+    Raises:
+        StylizeError: for anything the user can fix; nothing is written in that case.
+    """
+    t0 = time.perf_counter()
+    device = devices.resolve(cfg.device)
+    size = cfg.size or (512 if device.type == "cuda" else 128)
+    cfg = dataclasses.replace(cfg, size=size)
+    demo_content, demo_style = demo_pair()
+    content_path = Path(cfg.content) if cfg.content else demo_content
+    style_path = Path(cfg.style) if cfg.style else demo_style
+    output = images.check_output_path(cfg.output or default_output(content_path, style_path))
+    cut = features.last_tap(cfg.content_layers, cfg.style_layers)
+
+    content_pil = images.resize_shorter(images.load_image(content_path), size)
+    style_pil = images.resize_cover(images.load_image(style_path), *content_pil.size)
+    width, height = content_pil.size
+    _check_size(height, width, size, cut, cfg, device)
+    content_img = images.to_tensor(content_pil).to(device)
+    style_img = images.to_tensor(style_pil).to(device)
+    image = _init_image(cfg, content_img)
+
+    net, weights = load_features(cfg.weights, cut)
+    if weights.warning:
+        log.warning(weights.warning)
+    log.info("weights: %s; device: %s; image: %dx%d px; %d steps", weights, devices.describe(device), width, height, cfg.steps)
+    net = net.to(device).eval()
+    model, content_losses, style_losses = features.build_style_model(
+        net, content_img, style_img, cfg.content_layers, cfg.style_layers)
+    t1 = time.perf_counter()
+
+    try:
+        result = optimize(model, content_losses, style_losses, image, steps=cfg.steps,
+                          style_weight=cfg.style_weight, content_weight=cfg.content_weight,
+                          max_iter=cfg.lbfgs_max_iter, history_size=cfg.lbfgs_history, on_step=on_step)
+    except torch.OutOfMemoryError:
+        raise StylizeError(f"out of memory on {device} at size {size}. Use a smaller --size.") from None
+    t2 = time.perf_counter()
+    out = RunResult(image=result.image.cpu(), history=result.history, config=cfg, weights=weights,
+                    device=devices.describe(device), interrupted=result.interrupted, converged=result.converged)
+    per_step = [b.seconds - a.seconds for a, b in zip(result.history, result.history[1:])]
+    out.timings = {"setup_s": t1 - t0, "optimize_s": t2 - t1,
+                   "median_step_s": statistics.median(per_step) if per_step else float("nan")}
+    if write:
+        out.paths = _write(out, result, output, content_path, style_path)
+    out.timings["total_s"] = time.perf_counter() - t0
+    return out
+
+
+def _write(out: RunResult, result: OptimizeResult, output: Path, content: Path, style: Path) -> dict[str, Path]:
+    paths = {"image": output, **logs.log_paths(output)}
+    final = result.history[-1] if result.history else None
+    summary: dict[str, Any] = {
+        "status": "interrupted" if out.interrupted else "converged" if out.converged else "completed",
+        "steps_run": len(result.history),
+        "final_losses": dataclasses.asdict(final) if final else None,
+        "content": str(content), "style": str(style),
+        "image_size": list(out.image.shape[-1:-3:-1]),  # [W, H]
+        "outputs": {k: str(v) for k, v in paths.items()},
+        "device": out.device, "weights": out.weights.as_dict(),
+        "timings": out.timings, "versions": logs.versions(),
+        "config": dataclasses.asdict(out.config),
+    }
+    with AtomicFiles() as files:
+        images.save_image(out.image, files.stage(output), output)
+        logs.write_csv(result.history, files.stage(paths["csv"]))
+        logs.write_json(summary, files.stage(paths["json"]))
+        if result.history:
+            logs.plot_losses(result.history, files.stage(paths["plot"]), title=f"{content.name} x {style.name}")
+        else:
+            del paths["plot"]
+    return paths
+
+
+def stylize(
+    content: str | Path | None = None,
+    style: str | Path | None = None,
+    output: str | Path | None = None,
+    *,
+    config: Config | str | Path | None = None,
+    on_step: Callable[[StepRecord], None] | None = None,
+    write: bool = True,
+    **overrides: Any,
+) -> RunResult:
+    """Python API for ``stylize run``.
+
+    Args:
+        content, style: image paths (None = the bundled demo pair).
+        output: where to write the image (logs go beside it); None = outputs/<content>__<style>.png.
+        config: a Config, or a YAML file path, to start from (default: the seed's recipe).
+        on_step: called with each StepRecord (one per closure evaluation).
+        write: False to only return the result.
+        **overrides: any Config field, e.g. ``steps=50, size=256, weights="untrained"``.
+
+    Example:
+        >>> from stylize import stylize
+        >>> result = stylize("photo.jpg", "painting.jpg", "out.png", steps=100)
+        >>> result.history[-1].total
+    """
+    base = dataclasses.asdict(config) if isinstance(config, Config) else {}
+    file = config if isinstance(config, (str, Path)) else None
+    given = {"content": content, "style": style, "output": output}
+    cfg = build_config(file, overrides={**base, **{k: (str(v) if isinstance(v, Path) else v) for k, v in given.items()}, **overrides})
+    return run(cfg, on_step=on_step, write=write)

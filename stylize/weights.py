@@ -1,0 +1,164 @@
+"""Where VGG19 weights come from: torchvision's ImageNet file (hub cache or download), a local file, or
+a deterministic random init."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import features
+from .errors import StylizeError
+from .outputs import AtomicFiles
+
+# torchvision.models.VGG19_Weights.IMAGENET1K_V1: the file name carries the first 8 hex digits of its sha256.
+IMAGENET_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+IMAGENET_FILE = IMAGENET_URL.rsplit("/", 1)[1]
+IMAGENET_SHA256_PREFIX = IMAGENET_FILE.split("-")[1].split(".")[0]
+UNTRAINED_SEED = 0
+DOWNLOAD_TIMEOUT_S = 30
+
+
+@dataclass
+class WeightsInfo:
+    """What a run used, for printing and for run.json."""
+
+    kind: str  # "imagenet" | "file" | "untrained"
+    source: str  # a path, or a description
+    warning: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.source})"
+
+
+def cache_path() -> Path:
+    """Where torchvision keeps (and we look for) the ImageNet VGG19 file."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
+
+
+def offline() -> bool:
+    return os.environ.get("STYLIZE_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def load_features(spec: str, upto: int) -> tuple[nn.Sequential, WeightsInfo]:
+    """VGG19 features up to layer ``upto`` with the weights ``spec`` names.
+
+    Args:
+        spec: ``auto`` (ImageNet if cached or downloadable, else untrained with a warning), ``imagenet``,
+            ``untrained`` or a path to a VGG19 (or features-only) state_dict.
+        upto: index of the last layer needed (the network is cut there).
+    """
+    net = features.vgg19_features(upto)
+    if spec == "untrained":
+        return features.init_untrained(net, UNTRAINED_SEED), _untrained_info()
+    if spec == "imagenet":
+        state = _load_file(_imagenet_file(), "ImageNet weights")
+        info = WeightsInfo("imagenet", str(cache_path()))
+    elif spec == "auto":
+        try:
+            state, info = _load_file(_imagenet_file(), "ImageNet weights"), WeightsInfo("imagenet", str(cache_path()))
+        except StylizeError as e:
+            reason = str(e).split(". ")[0]
+            warning = (
+                f"ImageNet VGG19 weights unavailable ({reason}); using UNTRAINED random weights. "
+                "Results will look like coloured noise rather than a stylization. "
+                "Fix: `stylize weights import vgg19-dcbb9e9d.pth` (see `stylize weights info`)."
+            )
+            return features.init_untrained(net, UNTRAINED_SEED), _untrained_info(warning)
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise StylizeError(f"weights file not found: {spec}. Use auto, imagenet, untrained or a path to a VGG19 state_dict.")
+        state, info = _load_file(path, "weights file"), WeightsInfo("file", str(path))
+    _load_into(net, state, info.source)
+    return net, info
+
+
+def _untrained_info(warning: str | None = None) -> WeightsInfo:
+    return WeightsInfo("untrained", f"seeded random init, seed {UNTRAINED_SEED}", warning)
+
+
+def _imagenet_file() -> Path:
+    path = cache_path()
+    if path.is_file():
+        return path
+    if offline():
+        raise StylizeError(f"ImageNet weights are not in {path.parent} and STYLIZE_OFFLINE is set. "
+                           "Import them with `stylize weights import FILE`, or unset STYLIZE_OFFLINE to download")
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # hub's urlopen has no timeout of its own
+    try:
+        torch.hub.download_url_to_file(IMAGENET_URL, str(path), hash_prefix=IMAGENET_SHA256_PREFIX, progress=True)
+    except Exception as e:  # network errors come in many types (URLError, socket.timeout, HTTP errors...)
+        raise StylizeError(f"could not download {IMAGENET_URL}: {e}. On a machine without internet, copy "
+                           f"{IMAGENET_FILE} here and run `stylize weights import FILE`") from None
+    finally:
+        socket.setdefaulttimeout(old)
+    return path
+
+
+def _load_file(path: Path, what: str) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many types for non-checkpoints (UnpicklingError, RuntimeError...)
+        raise StylizeError(f"cannot read {what} {path}: not a PyTorch state_dict ({str(e).splitlines()[0][:120]})") from None
+    for key in ("state_dict", "model"):  # common checkpoint wrappers
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise StylizeError(f"{path} is not a VGG19 state_dict (it holds a {type(state).__name__}).")
+    return state
+
+
+def _load_into(net: nn.Sequential, state: dict, source: str) -> None:
+    """Copy VGG19 weights (``features.N.weight`` or ``N.weight`` keys) into ``net``, checking every shape."""
+    stripped = {k.removeprefix("features."): v for k, v in state.items() if isinstance(k, str)}
+    for name, param in net.state_dict().items():
+        value = stripped.get(name)
+        if not isinstance(value, torch.Tensor):
+            raise StylizeError(f"{source} is not a VGG19 state_dict: it has no tensor 'features.{name}'. "
+                               "Give torchvision's vgg19 weights or a features-only state_dict.")
+        if value.shape != param.shape:
+            raise StylizeError(f"{source} is not a VGG19 state_dict: 'features.{name}' has shape {tuple(value.shape)}, "
+                               f"VGG19 needs {tuple(param.shape)}.")
+    net.load_state_dict({k: stripped[k].float() for k in net.state_dict()})
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def import_file(path: str | Path) -> Path:
+    """Check a downloaded ``vgg19-dcbb9e9d.pth`` against torchvision's hash and place it in the hub cache."""
+    path = Path(path)
+    if not path.is_file():
+        raise StylizeError(f"file not found: {path}. Give the path of a downloaded {IMAGENET_FILE}.")
+    digest = sha256(path)
+    if not digest.startswith(IMAGENET_SHA256_PREFIX):
+        raise StylizeError(f"{path} is not torchvision's VGG19 ImageNet file: its sha256 starts {digest[:8]}, "
+                           f"expected {IMAGENET_SHA256_PREFIX}. Download {IMAGENET_URL} again.")
+    dest = cache_path()
+    with AtomicFiles() as files:
+        shutil.copyfile(path, files.stage(dest))
+    return dest
+
+
+def info() -> dict:
+    """What is available, and what ``--weights auto`` would use now."""
+    path = cache_path()
+    cached = path.is_file()
+    auto = "imagenet (cached)" if cached else ("untrained (STYLIZE_OFFLINE is set)" if offline() else "imagenet download, untrained if that fails")
+    return {"cache_file": str(path), "cached": cached, "offline": offline(), "download_url": IMAGENET_URL, "auto_would_use": auto}
