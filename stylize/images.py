@@ -65,9 +65,17 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def shorter_edge_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(width, height) after scaling the shorter edge to ``size``, computed as torchvision's ``Resize(size)`` does."""
+    if width <= height:
+        return size, int(size * height / width)
+    return int(size * width / height), size
+
+
 def resize_shorter(img: Image.Image, size: int) -> Image.Image:
     """Scale so the shorter edge is ``size`` px: the seed's ``transforms.Resize(imsize)`` (bilinear, antialiased)."""
-    return TF.resize(img, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    width, height = shorter_edge_size(img.width, img.height, size)
+    return TF.resize(img, [height, width], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
 
 
 def resize_cover(img: Image.Image, width: int, height: int) -> Image.Image:
@@ -75,6 +83,8 @@ def resize_cover(img: Image.Image, width: int, height: int) -> Image.Image:
 
     The seed asserts the style image has the content image's size; we make it so without distorting it.
     """
+    if img.size == (width, height):
+        return img
     scale = max(width / img.width, height / img.height)
     w, h = max(width, round(img.width * scale)), max(height, round(img.height * scale))
     img = TF.resize(img, [h, w], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)

@@ -76,21 +76,27 @@ def estimate_bytes(height: int, width: int, cut: int, lbfgs_history: int, device
     return int(total * 1.25) + (CPU_OVERHEAD_BYTES if device.type == "cpu" else 0)
 
 
-def _check_size(height: int, width: int, size: int, cut: int, cfg: Config, device: torch.device) -> None:
+def _check_size(width: int, height: int, cfg: Config, cut: int, device: torch.device) -> None:
+    """Refuse, before allocating anything, a size the layers cannot take or the device cannot hold."""
     pools = features.LAYERS[cut].pools_before
     if min(height, width) < 2**pools:
-        raise StylizeError(f"size {size} is too small: layer {features.LAYERS[cut].name} sits after {pools} poolings, "
+        raise StylizeError(f"size {cfg.size} is too small: layer {features.LAYERS[cut].name} sits after {pools} poolings, "
                            f"so the shorter edge must be at least {2**pools} px. Use --size {max(2**pools, 64)} or more.")
     free = devices.available_memory(device)
     need = estimate_bytes(height, width, cut, cfg.lbfgs_history, device)
     if free is None or need <= free:
         return
-    aspect = width / height
-    fits = [s for s in range(2**pools, size, 8)
-            if estimate_bytes(s if height <= width else round(s / aspect), round(s * aspect) if height <= width else s,
-                              cut, cfg.lbfgs_history, device) <= free]
-    hint = f"The largest size that fits is about {fits[-1]}: use --size {fits[-1]}." if fits else "Free memory first."
-    raise StylizeError(f"size {size} ({width}x{height} px) needs about {need / 2**30:.1f} GiB on {device}, "
+
+    def fits(size: int) -> bool:
+        w, h = images.shorter_edge_size(width, height, size)
+        return estimate_bytes(h, w, cut, cfg.lbfgs_history, device) <= free
+
+    low, high = 2**pools, cfg.size  # binary search for the largest size that fits
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid - 1)
+    hint = f"The largest size that fits is about {low}: use --size {low}." if fits(low) else "Free some memory first."
+    raise StylizeError(f"size {cfg.size} ({width}x{height} px) needs about {need / 2**30:.1f} GiB on {device}, "
                        f"only {free / 2**30:.1f} GiB is free. {hint}")
 
 
@@ -123,10 +129,11 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
     output = images.check_output_path(cfg.output or default_output(content_path, style_path))
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
 
-    content_pil = images.resize_shorter(images.load_image(content_path), size)
-    style_pil = images.resize_cover(images.load_image(style_path), *content_pil.size)
-    width, height = content_pil.size
-    _check_size(height, width, size, cut, cfg, device)
+    content_pil, style_pil = images.load_image(content_path), images.load_image(style_path)
+    width, height = images.shorter_edge_size(content_pil.width, content_pil.height, size)
+    _check_size(width, height, cfg, cut, device)
+    content_pil = images.resize_shorter(content_pil, size)
+    style_pil = images.resize_cover(style_pil, width, height)
     content_img = images.to_tensor(content_pil).to(device)
     style_img = images.to_tensor(style_pil).to(device)
     image = _init_image(cfg, content_img)

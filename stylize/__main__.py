@@ -1,0 +1,5 @@
+"""``python -m stylize`` is the ``stylize`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,53 @@
+"""Shared fixtures. No test touches the network or the real torch hub cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylize import features
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    # TORCH_HOME in a temp dir: the ImageNet file is never found, nothing is downloaded.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setenv("STYLIZE_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+
+
+def _pattern(width: int, height: int, seed: int) -> Image.Image:
+    """A smooth, structured RGB picture (gradients + a disc + stripes), different per seed."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    phase = rng.uniform(0, 6.28, 3)
+    freq = rng.uniform(4, 12, 3)
+    rgb = np.stack([0.5 + 0.5 * np.sin(freq[i] * (x if i % 2 else y) + phase[i]) for i in range(3)], -1)
+    disc = (x - 0.5) ** 2 + (y - 0.4) ** 2 < 0.05
+    rgb[disc] = rng.uniform(0, 1, 3)
+    return Image.fromarray((rgb * 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """A small content (60x48) and style (52x52) image on disk."""
+    content, style = tmp_path / "content.png", tmp_path / "style.png"
+    _pattern(60, 48, 1).save(content)
+    _pattern(52, 52, 2).save(style)
+    return content, style
+
+
+@pytest.fixture
+def make_image():
+    return _pattern
+
+
+@pytest.fixture
+def untrained_file(tmp_path):
+    """A features-only VGG19 state_dict (seeded untrained weights) up to conv5_1 saved as a file."""
+    path = tmp_path / "vgg19-untrained.pt"
+    net = features.init_untrained(features.vgg19_features(features.layer("conv5_1").index))
+    torch.save(net.state_dict(), path)
+    return path

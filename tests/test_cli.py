@@ -1,0 +1,184 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from stylize.cli import app
+from stylize.config import build_config
+
+runner = CliRunner()
+TINY = ["--size", "32", "--steps", "6", "--device", "cpu"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def files_under(path):
+    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["weights"], ["weights", "info"], ["weights", "import"]])
+def test_every_command_has_help_with_an_example(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.stdout and "stylize" in result.stdout
+
+
+def test_run_writes_image_and_logs(pair, tmp_path):
+    out = tmp_path / "res" / "out.png"
+    result = invoke("run", *pair, "-o", out, *TINY)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == str(out)
+    assert "UNTRAINED" in result.stderr  # the loud fallback warning
+    with Image.open(out) as img:
+        assert img.size == (40, 32)  # 60x48 content, shorter edge 32
+    rows = list(csv.DictReader(open(tmp_path / "res" / "out.losses.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    for r in rows:
+        assert float(r["total"]) == pytest.approx(float(r["style"]) + float(r["content"]), rel=1e-6)
+    info = json.load(open(tmp_path / "res" / "out.run.json"))
+    assert info["status"] == "completed" and info["steps_run"] == 6
+    assert info["weights"]["kind"] == "untrained" and "UNTRAINED" in info["weights"]["warning"]
+    assert info["config"]["size"] == 32 and info["image_size"] == [40, 32]
+    assert info["final_losses"]["total"] == pytest.approx(float(rows[-1]["total"]))
+    assert {"torch", "torchvision", "stylize", "python"} <= set(info["versions"])
+    with Image.open(tmp_path / "res" / "out.loss.png") as plot:
+        assert plot.format == "PNG"
+    assert not [p for p in files_under(tmp_path / "res") if p.startswith(".")]  # no temp files left
+
+
+def test_demo_pair_and_default_output(tmp_path):
+    result = invoke("run", "--quiet", *TINY)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == os.path.join("outputs", "content__style.png")
+    assert files_under(tmp_path / "outputs") == [
+        "content__style.loss.png", "content__style.losses.csv", "content__style.png", "content__style.run.json"]
+    assert "step" not in result.stderr  # --quiet: warnings only
+
+
+def test_print_config_prints_the_resolved_yaml(tmp_path):
+    result = invoke("run", "-c", "gatys", "--steps", "12", "--set", "init=content", "--print-config")
+    assert result.exit_code == 0
+    printed = yaml.safe_load(result.stdout)
+    assert printed["steps"] == 12 and printed["init"] == "content" and printed["content_layers"] == {"conv4_2": 1.0}
+    assert build_config(overrides=printed) == build_config("gatys", ["steps=12", "init=content"])
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_gatys_config_runs(pair, tmp_path):
+    result = invoke("run", *pair, "-c", "configs/gatys.yaml", "-o", tmp_path / "g.png", *TINY, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert json.load(open(tmp_path / "g.run.json"))["config"]["content_layers"] == {"conv4_2": 1.0}
+
+
+def _bad_inputs(tmp_path, pair):
+    content, style = pair
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"\x00\x01 definitely not a jpeg")
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("steps: [1, 2\n")
+    unknown_key = tmp_path / "unknown.yaml"
+    unknown_key.write_text("stpes: 3\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not weights")
+    cases = {
+        "missing content": ([tmp_path / "nope.jpg", style], "image not found"),
+        "unreadable image": ([content, garbage], "not an image Pillow can read"),
+        "bad yaml": ([content, style, "-c", bad_yaml], "invalid YAML at line"),
+        "missing config": ([content, style, "-c", tmp_path / "none.yaml"], "config file not found"),
+        "unknown key in yaml": ([content, style, "-c", unknown_key], "Did you mean 'steps'?"),
+        "unknown --set key": ([content, style, "--set", "sise=3"], "Did you mean 'size'?"),
+        "zero steps": ([content, style, "--steps", "0"], "steps: 0 is out of range"),
+        "negative weight": ([content, style, "--style-weight", "-5"], "style_weight: -5.0 is out of range"),
+        "tiny size": ([content, style, "--size", "4"], "size: 4 is out of range"),
+        "size too small for layers": ([content, style, "--size", "20", "--set", "style_layers=[pool5]"], "must be at least 32 px"),
+        "absurd size": ([content, style, "--size", "300000"], "largest size that fits is about"),
+        "not an int": ([content, style, "--steps", "many"], "Invalid value for '--steps'"),
+        "unknown option": ([content, style, "--colour", "red"], "No such option"),
+        "unknown device": ([content, style, "--device", "tpu"], "unknown device 'tpu'"),
+        "dlp-sim not yet": ([content, style, "--device", "dlp-sim"], "not available yet"),
+        "bad extension": ([content, style, "-o", tmp_path / "out" / "x.gif"], "unsupported extension"),
+        "missing weights": ([content, style, "--weights", tmp_path / "w.pth"], "weights file not found"),
+        "bad weights": ([content, style, "--weights", notes], "not a PyTorch state_dict"),
+        "missing init": ([content, style, "--init", tmp_path / "init.png"], "neither noise, content nor an existing"),
+        "imagenet offline": ([content, style, "--weights", "imagenet"], "STYLIZE_OFFLINE is set"),
+    }
+    if not torch.cuda.is_available():
+        cases["cuda unavailable"] = ([content, style, "--device", "cuda"], "device 'cuda' is not available")
+    return cases
+
+
+def test_bad_inputs_one_line_exit_2_nothing_written(tmp_path, pair):
+    for name, (args, message) in _bad_inputs(tmp_path, pair).items():
+        out = tmp_path / "out"
+        result = invoke("run", "--steps", "2", *(["-o", out / "x.png"] if "-o" not in args else []), *args)
+        assert result.exit_code == 2, (name, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, result.stderr)
+        assert message in lines[0], (name, lines[0])
+        assert "Traceback" not in result.stderr and result.stdout == ""
+        assert not out.exists() or files_under(out) == [], name
+
+
+def test_weights_info_and_bad_import(tmp_path):
+    result = invoke("weights", "info")
+    assert result.exit_code == 0 and "cached: False" in result.stdout and "auto_would_use: untrained" in result.stdout
+    fake = tmp_path / "fake.pth"
+    fake.write_bytes(b"x")
+    result = invoke("weights", "import", fake)
+    assert result.exit_code == 2 and "expected dcbb9e9d" in result.stderr
+    assert invoke("weights", "import", tmp_path / "none.pth").exit_code == 2
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.startswith("stylize ")
+
+
+def test_ctrl_c_keeps_what_was_computed(pair, tmp_path):
+    """A real SIGINT to a real `stylize run`: exit 130, the image so far and the logs are written."""
+    out = tmp_path / "int.png"
+    env = {**os.environ, "STYLIZE_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "stylize", "run", *map(str, pair), "-o", str(out), "--size", "32",
+                             "--steps", "100000", "--device", "cpu", "--set", "log_every=1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "step 3:" not in seen and time.monotonic() < deadline:  # wait until it is optimizing
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, seen + stderr
+    assert stdout.strip() == str(out)
+    assert "interrupted at step" in stderr and "Traceback" not in stderr
+    info = json.load(open(tmp_path / "int.run.json"))
+    assert info["status"] == "interrupted" and 3 <= info["steps_run"] < 100000
+    rows = list(csv.DictReader(open(tmp_path / "int.losses.csv")))
+    assert len(rows) == info["steps_run"]
+    with Image.open(out) as img:
+        assert img.size == (40, 32)
+
+
+def test_ctrl_c_during_setup_writes_nothing(pair, tmp_path, monkeypatch):
+    import stylize.cli
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stylize.cli, "run_transfer", interrupted)
+    result = invoke("run", *pair, "-o", tmp_path / "o" / "x.png", *TINY)
+    assert result.exit_code == 130 and "nothing was written" in result.stderr
+    assert not (tmp_path / "o").exists()
