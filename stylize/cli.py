@@ -99,24 +99,26 @@ class _ConsoleLog(logging.Handler):
 
 
 class _Progress:
-    """A rich progress bar (with ETA and live losses) that appears with the first step, so setup errors
-    and warnings are not mixed with an empty bar."""
+    """Per-step feedback: a loss line every ``log_every`` steps (the seed prints every 50) and, on a terminal,
+    a rich progress bar with ETA and live losses. The bar appears with the first step, so setup errors and
+    warnings are not mixed with an empty bar."""
 
     def __init__(self, console: Console, steps: int, log_every: int):
-        self.steps, self.log_every = steps, log_every
+        self.console, self.steps, self.log_every = console, steps, log_every
         self.bar = Progress(TextColumn("[bold]stylize"), BarColumn(bar_width=24), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                             TextColumn("{task.fields[losses]}"), console=console)
         self.task = None
 
     def __call__(self, r: StepRecord) -> None:
-        if self.task is None:
-            self.bar.start()
-            self.task = self.bar.add_task("run", total=self.steps, losses="")
         losses = f"total {r.total:.4g}  style {r.style:.4g}  content {r.content:.4g}"
-        self.bar.update(self.task, completed=r.step, losses=losses)
-        if r.step % self.log_every == 0:  # the seed prints every 50 runs
-            self.bar.console.print(f"step {r.step}: {losses}")
+        if self.console.is_terminal:
+            if self.task is None:
+                self.bar.start()
+                self.task = self.bar.add_task("run", total=self.steps, losses="")
+            self.bar.update(self.task, completed=r.step, losses=losses)
+        if r.step % self.log_every == 0:
+            self.console.print(f"step {r.step}: {losses}")
 
     def stop(self) -> None:
         if self.task is not None:

@@ -51,3 +51,15 @@ def untrained_file(tmp_path):
     net = features.init_untrained(features.vgg19_features(features.layer("conv5_1").index))
     torch.save(net.state_dict(), path)
     return path
+
+
+def pytest_collection_modifyitems(config, items):
+    import os
+
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    skip_download = pytest.mark.skip(reason="downloads 548 MB; set STYLIZE_ALLOW_DOWNLOAD=1 to run")
+    for item in items:
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_gpu)
+        if "download" in item.keywords and os.environ.get("STYLIZE_ALLOW_DOWNLOAD") != "1":
+            item.add_marker(skip_download)
