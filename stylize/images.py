@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -110,6 +111,11 @@ def check_output_path(path: str | Path) -> Path:
         )
     if path.is_dir():
         raise StylizeError(f"output {path} is a folder. Give a file name, e.g. -o {path / 'result.png'}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the folder is created later; check what exists
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise StylizeError(f"cannot write {path}: {folder} is not a writable folder. Choose another output with -o.")
     return path
 
 

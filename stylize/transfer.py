@@ -127,6 +127,9 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
     content_path = Path(cfg.content) if cfg.content else demo_content
     style_path = Path(cfg.style) if cfg.style else demo_style
     output = images.check_output_path(cfg.output or default_output(content_path, style_path))
+    for name, given in (("content", content_path), ("style", style_path)):
+        if given.exists() and output.exists() and output.samefile(given):
+            raise StylizeError(f"output {output} is the {name} image; refusing to overwrite it. Choose another -o.")
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
 
     content_pil, style_pil = images.load_image(content_path), images.load_image(style_path)

@@ -107,6 +107,8 @@ def _bad_inputs(tmp_path, pair):
         "unknown option": ([content, style, "--colour", "red"], "No such option"),
         "unknown device": ([content, style, "--device", "tpu"], "unknown device 'tpu'"),
         "dlp-sim not yet": ([content, style, "--device", "dlp-sim"], "not available yet"),
+        "output is the content": ([content, style, "-o", content], "refusing to overwrite it"),
+        "output under a file": ([content, style, "-o", content / "x.png"], "is not a writable folder"),
         "bad extension": ([content, style, "-o", tmp_path / "out" / "x.gif"], "unsupported extension"),
         "missing weights": ([content, style, "--weights", tmp_path / "w.pth"], "weights file not found"),
         "bad weights": ([content, style, "--weights", notes], "not a PyTorch state_dict"),
