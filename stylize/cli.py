@@ -42,6 +42,8 @@ class _Group(TyperGroup):
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
         except typer.TyperException as e:  # usage errors: bad option, bad value type (typer vendors click)
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `stylize`: the help was printed; nothing is wrong
+                return _exit(0, standalone_mode)
             ctx = getattr(e, "ctx", None)
             where = f" (see '{ctx.command_path} --help')" if ctx else ""
             _fail(e.format_message().replace("[", r"\[") + where)
@@ -49,10 +51,13 @@ class _Group(TyperGroup):
             _fail("aborted.", 130)
         except StylizeError as e:
             _fail(str(e).replace("[", r"\["))
-        code = rv if isinstance(rv, int) else 0
-        if standalone_mode:
-            sys.exit(code)
-        return code
+        return _exit(rv if isinstance(rv, int) else 0, standalone_mode)
+
+
+def _exit(code: int, standalone_mode: bool) -> int:
+    if standalone_mode:
+        sys.exit(code)
+    return code
 
 
 app = typer.Typer(
@@ -175,6 +180,8 @@ def run(
                       f"(style {final.style:.4g}, content {final.content:.4g}); weights: {result.weights}"])
     if result.interrupted:
         console.print(f"[yellow]interrupted at step {len(result.history)}: the image so far and the logs were written.[/]")
+    elif result.status != "completed":
+        console.print(f"status: {result.status} after {len(result.history)} steps (see {result.paths['json']})")
     print(result.paths["image"])
     if result.interrupted:
         raise typer.Exit(130)
@@ -194,7 +201,3 @@ def weights_import(
     """Check a downloaded VGG19 ImageNet file against torchvision's hash and put it in the torch hub cache."""
     dest = weights.import_file(file)
     print(f"imported: {dest}")
-
-
-def main() -> None:
-    app()

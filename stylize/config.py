@@ -24,6 +24,8 @@ from .errors import StylizeError, did_you_mean
 DEVICES = ("auto", "cpu", "cuda", "dlp-sim")
 WEIGHTS = ("auto", "imagenet", "untrained")
 INITS = ("noise", "content")
+MIN_SIZE = 16  # the default layers' deepest tap (conv3_1) sits after 2 poolings; 16 px leaves 4x4 maps
+MAX_SIZE = 65536  # a sanity bound; what fits in memory is checked against the machine at run time
 
 
 def _layers(*names: str) -> dict[str, float]:
@@ -60,21 +62,27 @@ def _fail(name: str, message: str) -> StylizeError:
 
 
 def _number(name: str, value: Any, kind: type, low: float, high: float | None = None) -> int | float:
-    # YAML reads "1e6" as a string and --set gives strings: accept any spelling of a number.
-    if isinstance(value, bool):
-        raise _fail(name, f"expected a number, got {value!r}")
+    """Parse and range-check a number. YAML reads ``1e6`` as a string and ``--set`` gives strings, so any
+    spelling Python's ``float()`` reads is accepted; a whole-number field takes ``300``, ``300.0`` or ``3e2``."""
+    what = "a whole number" if kind is int else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise _fail(name, f"expected {what}, got {value!r}")
     try:
-        number = float(value) if kind is float else int(str(value), 10) if isinstance(value, str) else value
-    except (TypeError, ValueError):
-        number = None
-    if kind is int and isinstance(number, float) and number.is_integer():
-        number = int(number)
-    if number is None or not isinstance(number, (int, float)) or (kind is int and not isinstance(number, int)):
-        raise _fail(name, f"expected {'a whole number' if kind is int else 'a number'}, got {value!r}")
-    allowed = f">= {low:g}" if high is None else f"between {low:g} and {high:g}"
-    if not math.isfinite(number) or number < low or (high is not None and number > high):
+        number = int(value) if isinstance(value, int) else float(value)
+        if kind is int and isinstance(number, float):
+            if not number.is_integer():
+                raise ValueError
+            number = int(number)
+    except (ValueError, OverflowError):
+        raise _fail(name, f"expected {what}, got {value!r}") from None
+    def show(x: float) -> str:
+        return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+    allowed = f">= {show(low)}" if high is None else f"between {show(low)} and {show(high)}"
+    if (isinstance(number, float) and math.isnan(number)) or number < low or (high is not None and number > high) \
+            or (kind is float and math.isinf(number)):
         raise _fail(name, f"{value!r} is out of range: allowed {allowed}")
-    return kind(number)
+    return number if kind is int else float(number)
 
 
 def _layer_weights(name: str, value: Any) -> dict[str, float]:
@@ -84,22 +92,36 @@ def _layer_weights(name: str, value: Any) -> dict[str, float]:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     if isinstance(value, Sequence):
+        if not all(isinstance(v, str) for v in value):
+            raise _fail(name, f"expected a list of layer names, got {value!r}")
         value = {v: 1.0 for v in value}
     if not isinstance(value, Mapping):
         raise _fail(name, f"expected a list of layer names or a mapping layer: weight, got {value!r}")
-    out = {}
+    out: dict[str, float] = {}
+    seen: dict[int, str] = {}
     for layer_name, weight in value.items():
+        if not isinstance(layer_name, str):
+            raise _fail(name, f"expected layer names such as conv_1 or conv4_2, got {layer_name!r}")
         try:
-            features.layer(str(layer_name))
+            index = features.layer(layer_name).index
         except StylizeError as e:
             raise _fail(name, str(e)) from None
-        out[str(layer_name)] = _number(f"{name}.{layer_name}", weight, float, 0.0)
+        if index in seen:
+            raise _fail(name, f"'{seen[index]}' and '{layer_name}' are the same layer; name it once.")
+        seen[index] = layer_name
+        out[layer_name] = _number(f"{name}.{layer_name}", weight, float, 0.0)
     return out
 
 
 def _choice_or_path(name: str, value: Any, choices: Sequence[str]) -> str:
+    """A keyword (case-insensitive) or the path of an existing file."""
     if not isinstance(value, str) or not value:
         raise _fail(name, f"expected one of {', '.join(choices)} or a file path, got {value!r}")
+    if value.lower() in choices:
+        return value.lower()
+    if not Path(value).is_file():
+        hint = did_you_mean(value.lower(), choices) or " Check the path."
+        raise _fail(name, f"'{value}' is neither {' nor '.join(choices)} nor an existing file.{hint}")
     return value
 
 
@@ -109,15 +131,15 @@ def _validate(raw: dict[str, Any]) -> Config:
         if cfg[key] is not None and (not isinstance(cfg[key], str) or not cfg[key]):
             raise _fail(key, f"expected a file path, got {cfg[key]!r}")
     if cfg["size"] is not None:
-        cfg["size"] = _number("size", cfg["size"], int, 16)
-    cfg["steps"] = _number("steps", cfg["steps"], int, 1)
+        cfg["size"] = _number("size", cfg["size"], int, MIN_SIZE, MAX_SIZE)
+    cfg["steps"] = _number("steps", cfg["steps"], int, 1, 10**7)
     cfg["seed"] = _number("seed", cfg["seed"], int, 0, 2**63 - 1)
     cfg["style_weight"] = _number("style_weight", cfg["style_weight"], float, 0.0)
     cfg["content_weight"] = _number("content_weight", cfg["content_weight"], float, 0.0)
     cfg["lbfgs_max_iter"] = _number("lbfgs_max_iter", cfg["lbfgs_max_iter"], int, 1)
     cfg["lbfgs_history"] = _number("lbfgs_history", cfg["lbfgs_history"], int, 1)
     cfg["log_every"] = _number("log_every", cfg["log_every"], int, 1)
-    device = cfg["device"]
+    device = cfg["device"] = cfg["device"].lower() if isinstance(cfg["device"], str) else cfg["device"]
     if not isinstance(device, str) or not (device in DEVICES or device.startswith("cuda:")):
         raise _fail("device", f"unknown device {device!r}.{did_you_mean(str(device), DEVICES)} Allowed: {', '.join(DEVICES)}, cuda:N")
     cfg["weights"] = _choice_or_path("weights", cfg["weights"], WEIGHTS)
@@ -141,11 +163,11 @@ def config_path(name: str | Path) -> Path:
     path = Path(name)
     if path.is_file():
         return path
-    bundled = Path(str(resources.files("stylize.configs"))) / path.name
-    for candidate in (bundled, bundled.with_name(bundled.name + ".yaml")):
-        if candidate.is_file():
+    root = Path(str(resources.files("stylize.configs")))
+    for candidate in (root / path.name, root / f"{path.name}.yaml"):
+        if path.name and candidate.is_file():
             return candidate
-    names = sorted(p.stem for p in bundled.parent.glob("*.yaml"))
+    names = sorted(p.stem for p in root.glob("*.yaml"))
     raise StylizeError(f"config file not found: {name}. Give a YAML file, or a bundled config: {', '.join(names)}.")
 
 
@@ -165,6 +187,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise StylizeError(f"{path}: expected a mapping of key: value at the top level, got {type(data).__name__}")
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}  # style-weight == style_weight, as on the CLI
     _check_keys(data, str(path))
     return data
 

@@ -116,10 +116,7 @@ def init_untrained(features: nn.Sequential, seed: int = 0) -> nn.Sequential:
 
 def last_tap(content_layers: Mapping[str, float], style_layers: Mapping[str, float]) -> int:
     """Index of the deepest layer that carries a loss: where the network is cut."""
-    names = [*content_layers, *style_layers]
-    if not names:
-        raise StylizeError("no content or style layers: set content_layers and/or style_layers.")
-    return max(layer(n).index for n in names)
+    return max(layer(n).index for n in [*content_layers, *style_layers])
 
 
 def build_style_model(

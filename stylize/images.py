@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -31,6 +31,7 @@ def load_image(path: str | Path) -> Image.Image:
         raise StylizeError(f"not a file: {path}. Give an image file (PNG, JPEG, ...).")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Corrupt EXIF data": we read what we can, quietly
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()
@@ -80,16 +81,20 @@ def resize_shorter(img: Image.Image, size: int) -> Image.Image:
 
 
 def resize_cover(img: Image.Image, width: int, height: int) -> Image.Image:
-    """Scale to cover ``width`` x ``height`` keeping the aspect ratio, then centre-crop to exactly that size.
+    """Centre-crop to the aspect ratio of ``width`` x ``height``, then scale to exactly that size.
 
     The seed asserts the style image has the content image's size; we make it so without distorting it.
+    Cropping first keeps memory bounded by the output size, whatever the input's shape.
     """
     if img.size == (width, height):
         return img
-    scale = max(width / img.width, height / img.height)
-    w, h = max(width, round(img.width * scale)), max(height, round(img.height * scale))
-    img = TF.resize(img, [h, w], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
-    return TF.center_crop(img, [height, width])
+    if img.width * height > width * img.height:  # wider than the target: crop the sides
+        w, h = max(1, round(img.height * width / height)), img.height
+    else:
+        w, h = img.width, max(1, round(img.width * height / width))
+    left, top = (img.width - w) // 2, (img.height - h) // 2
+    img = img.crop((left, top, left + w, top + h))
+    return TF.resize(img, [height, width], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -112,10 +117,13 @@ def check_output_path(path: str | Path) -> Path:
     if path.is_dir():
         raise StylizeError(f"output {path} is a folder. Give a file name, e.g. -o {path / 'result.png'}")
     folder = path.parent
-    while not folder.exists() and folder != folder.parent:  # the folder is created later; check what exists
+    while not folder.exists() and folder != folder.parent:  # the folder is created later; probe what exists
         folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise StylizeError(f"cannot write {path}: {folder} is not a writable folder. Choose another output with -o.")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        raise StylizeError(f"cannot write {path}: {folder} is not a writable folder. Choose another output with -o.") from None
     return path
 
 

@@ -28,12 +28,6 @@ def write_csv(history: Sequence[StepRecord], path: Path) -> None:
             writer.writerow([r.step, f"{r.seconds:.4f}", repr(r.content), repr(r.style), repr(r.total)])
 
 
-def read_csv(path: Path) -> list[StepRecord]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return [StepRecord(int(row["step"]), float(row["seconds"]), float(row["content"]), float(row["style"]),
-                           float(row["total"])) for row in csv.DictReader(f)]
-
-
 def write_json(data: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
@@ -68,6 +62,7 @@ def plot_losses(history: Sequence[StepRecord], path: Path, title: str = "") -> N
     ax.set_ylabel("weighted loss")
     ax.set_title(title or "stylize losses", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    if ax.lines:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, format="png")

@@ -29,6 +29,15 @@ class OptimizeResult:
     history: list[StepRecord] = field(default_factory=list)
     interrupted: bool = False  # stopped by Ctrl-C (KeyboardInterrupt)
     converged: bool = False  # LBFGS stopped making progress before `steps`
+    diverged: bool = False  # the loss became inf/NaN; the image is the last one with a finite loss
+
+    @property
+    def status(self) -> str:
+        return next((name for name in ("interrupted", "diverged", "converged") if getattr(self, name)), "completed")
+
+
+class _Diverged(Exception):
+    pass
 
 
 def _value(x: torch.Tensor | float) -> float:
@@ -55,12 +64,14 @@ def optimize(
     steps run 320 evaluations); we give the last LBFGS step only the evaluations that remain.
 
     Ctrl-C (KeyboardInterrupt) ends the loop early with ``interrupted=True``; the image so far is kept.
-    The image is clamped to [0, 1] at the end, as in the seed.
+    A loss that becomes inf/NaN (e.g. an absurd style weight) ends it with ``diverged=True`` and the last
+    image whose loss was finite. The image is clamped to [0, 1] at the end, as in the seed.
     """
     image.requires_grad_(True)
     model.requires_grad_(False)
     optimizer = torch.optim.LBFGS([image], max_iter=max_iter, history_size=history_size)
     result = OptimizeResult(image=image)
+    last_finite = image.detach().clone()
     start = time.perf_counter()
 
     def closure() -> torch.Tensor:
@@ -71,10 +82,12 @@ def optimize(
         style_score = sum(sl.loss for sl in style_losses) * style_weight
         content_score = sum(cl.loss for cl in content_losses) * content_weight
         loss = style_score + content_score
+        if not torch.isfinite(loss):
+            raise _Diverged
+        last_finite.copy_(image.detach())
         loss.backward()
-        with torch.no_grad():
-            record = StepRecord(len(result.history) + 1, time.perf_counter() - start,
-                                _value(content_score), _value(style_score), _value(loss))
+        record = StepRecord(len(result.history) + 1, time.perf_counter() - start,
+                            _value(content_score), _value(style_score), _value(loss))
         result.history.append(record)
         if on_step is not None:
             on_step(record)
@@ -82,17 +95,20 @@ def optimize(
 
     try:
         while len(result.history) < steps:
-            remaining = steps - len(result.history)
-            optimizer.param_groups[0]["max_iter"] = min(max_iter, remaining)
+            allowed = optimizer.param_groups[0]["max_iter"] = min(max_iter, steps - len(result.history))
             before = len(result.history)
             optimizer.step(closure)
             # One evaluation although more were allowed: the gradient is ~0 and LBFGS will not move again.
-            if len(result.history) - before == 1 and remaining > 1:
+            if len(result.history) - before == 1 and allowed > 1:
                 result.converged = True
                 break
     except KeyboardInterrupt:
         result.interrupted = True
+    except _Diverged:
+        result.diverged = True
     with torch.no_grad():
+        if result.diverged:
+            image.copy_(last_finite)
         image.clamp_(0, 1)
     result.image = image.detach()
     return result

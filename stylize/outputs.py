@@ -24,23 +24,35 @@ class AtomicFiles:
 
     def __init__(self) -> None:
         self._staged: list[tuple[Path, Path]] = []
+        umask = os.umask(0)
+        os.umask(umask)
+        self._mode = 0o666 & ~umask  # mkstemp makes 0600 files; give them the mode open() would
+
 
     def stage(self, final: str | Path) -> Path:
         """Return a temporary path to write ``final``'s content to."""
         final = Path(final)
+        if final.is_dir():
+            raise StylizeError(f"cannot write {final}: a folder of that name exists. Remove it or choose another -o.")
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
         except OSError as e:
             raise StylizeError(f"cannot write to {final.parent}: {e.strerror}. Choose another output with -o.") from None
         os.close(fd)
+        os.chmod(tmp, self._mode)
         self._staged.append((Path(tmp), final))
         return Path(tmp)
 
     def commit(self) -> None:
-        for tmp, final in self._staged:
-            os.replace(tmp, final)
-        self._staged.clear()
+        try:
+            while self._staged:
+                tmp, final = self._staged[0]
+                os.replace(tmp, final)
+                self._staged.pop(0)
+        except OSError as e:
+            self.abort()
+            raise StylizeError(f"cannot write {final}: {e.strerror}.") from None
 
     def abort(self) -> None:
         for tmp, _ in self._staged:

@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import signal
+import threading
 import statistics
 import time
 from collections.abc import Callable
@@ -18,9 +21,9 @@ from typing import Any
 import torch
 
 from . import devices, features, images, logs
-from .config import Config, build_config
+from .config import MIN_SIZE, Config, build_config
 from .errors import StylizeError
-from .optimize import OptimizeResult, StepRecord, optimize
+from .optimize import StepRecord, optimize
 from .outputs import AtomicFiles
 from .weights import WeightsInfo, load_features
 
@@ -38,10 +41,13 @@ class RunResult:
     config: Config  # resolved (size filled in)
     weights: WeightsInfo
     device: str
-    interrupted: bool = False
-    converged: bool = False
+    status: str = "completed"  # completed | converged | diverged | interrupted (Ctrl-C)
     paths: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.status == "interrupted"
 
 
 def demo_pair() -> tuple[Path, Path]:
@@ -91,7 +97,7 @@ def _check_size(width: int, height: int, cfg: Config, cut: int, device: torch.de
         w, h = images.shorter_edge_size(width, height, size)
         return estimate_bytes(h, w, cut, cfg.lbfgs_history, device) <= free
 
-    low, high = 2**pools, cfg.size  # binary search for the largest size that fits
+    low, high = max(MIN_SIZE, 2**pools), cfg.size  # binary search for the largest size that fits
     while low < high:
         mid = (low + high + 1) // 2
         low, high = (mid, high) if fits(mid) else (low, mid - 1)
@@ -106,11 +112,19 @@ def _init_image(cfg: Config, content: torch.Tensor) -> torch.Tensor:
         return torch.randn(content.shape, generator=gen).to(content.device)
     if cfg.init == "content":
         return content.clone()
-    path = Path(cfg.init)
-    if not path.exists():
-        raise StylizeError(f"init: '{cfg.init}' is neither noise, content nor an existing image file.")
-    _, _, h, w = content.shape
-    return images.to_tensor(images.resize_cover(images.load_image(path), w, h)).to(content.device)
+    _, _, h, w = content.shape  # an image file (the config checked that it exists)
+    return images.to_tensor(images.resize_cover(images.load_image(cfg.init), w, h)).to(content.device)
+
+
+def _check_outputs(paths: dict[str, Path], cfg: Config, inputs: list[Path]) -> None:
+    """No output may overwrite an input (the image, or a log beside it) or land on a folder."""
+    inputs = inputs + [Path(p) for p in (cfg.init, cfg.weights) if Path(p).is_file()]
+    for kind, path in paths.items():
+        if path.is_dir():
+            raise StylizeError(f"cannot write {path}: a folder of that name exists. Remove it or choose another -o.")
+        for given in inputs:
+            if path.exists() and given.exists() and path.samefile(given):
+                raise StylizeError(f"the {kind} output {path} is the input {given}; refusing to overwrite it. Choose another -o.")
 
 
 def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write: bool = True) -> RunResult:
@@ -127,53 +141,68 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
     content_path = Path(cfg.content) if cfg.content else demo_content
     style_path = Path(cfg.style) if cfg.style else demo_style
     output = images.check_output_path(cfg.output or default_output(content_path, style_path))
-    for name, given in (("content", content_path), ("style", style_path)):
-        if given.exists() and output.exists() and output.samefile(given):
-            raise StylizeError(f"output {output} is the {name} image; refusing to overwrite it. Choose another -o.")
+    paths = {"image": output, **logs.log_paths(output)}
+    _check_outputs(paths, cfg, [content_path, style_path])
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
 
     content_pil, style_pil = images.load_image(content_path), images.load_image(style_path)
     width, height = images.shorter_edge_size(content_pil.width, content_pil.height, size)
     _check_size(width, height, cfg, cut, device)
-    content_pil = images.resize_shorter(content_pil, size)
-    style_pil = images.resize_cover(style_pil, width, height)
-    content_img = images.to_tensor(content_pil).to(device)
-    style_img = images.to_tensor(style_pil).to(device)
-    image = _init_image(cfg, content_img)
-
-    net, weights = load_features(cfg.weights, cut)
-    if weights.warning:
-        log.warning(weights.warning)
-    log.info("weights: %s; device: %s; image: %dx%d px; %d steps", weights, devices.describe(device), width, height, cfg.steps)
-    net = net.to(device).eval()
-    model, content_losses, style_losses = features.build_style_model(
-        net, content_img, style_img, cfg.content_layers, cfg.style_layers)
-    t1 = time.perf_counter()
-
     try:
+        content_img = images.to_tensor(images.resize_shorter(content_pil, size)).to(device)
+        style_img = images.to_tensor(images.resize_cover(style_pil, width, height)).to(device)
+        image = _init_image(cfg, content_img)
+        net, weights = load_features(cfg.weights, cut)
+        if weights.warning:
+            log.warning(weights.warning)
+        log.info("weights: %s; device: %s; image: %dx%d px; %d steps", weights, devices.describe(device), width, height, cfg.steps)
+        model, content_losses, style_losses = features.build_style_model(
+            net.to(device).eval(), content_img, style_img, cfg.content_layers, cfg.style_layers)
+        t1 = time.perf_counter()
         result = optimize(model, content_losses, style_losses, image, steps=cfg.steps,
                           style_weight=cfg.style_weight, content_weight=cfg.content_weight,
                           max_iter=cfg.lbfgs_max_iter, history_size=cfg.lbfgs_history, on_step=on_step)
-    except torch.OutOfMemoryError:
+    except torch.cuda.OutOfMemoryError:  # the size check is an estimate; on the CPU the OS would step in first
         raise StylizeError(f"out of memory on {device} at size {size}. Use a smaller --size.") from None
     t2 = time.perf_counter()
+    if result.diverged:
+        log.warning("the loss became inf/NaN at step %d; stopped and kept the last image with a finite loss. "
+                    "Lower --style-weight / --content-weight.", len(result.history) + 1)
     out = RunResult(image=result.image.cpu(), history=result.history, config=cfg, weights=weights,
-                    device=devices.describe(device), interrupted=result.interrupted, converged=result.converged)
+                    device=devices.describe(device), status=result.status)
     per_step = [b.seconds - a.seconds for a, b in zip(result.history, result.history[1:])]
     out.timings = {"setup_s": t1 - t0, "optimize_s": t2 - t1,
                    "median_step_s": statistics.median(per_step) if per_step else float("nan")}
     if write:
-        out.paths = _write(out, result, output, content_path, style_path)
+        with _sigint_deferred() as interrupted:
+            _write(out, paths, content_path, style_path)
+        out.paths = paths
+        if interrupted():  # Ctrl-C while writing: the files are complete; report it as an interruption
+            out.status = "interrupted"
     out.timings["total_s"] = time.perf_counter() - t0
     return out
 
 
-def _write(out: RunResult, result: OptimizeResult, output: Path, content: Path, style: Path) -> dict[str, Path]:
-    paths = {"image": output, **logs.log_paths(output)}
-    final = result.history[-1] if result.history else None
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Hold Ctrl-C back while the result is being written (a second or two, mostly matplotlib's import):
+    losing a finished run to an impatient keypress is worse than a short delay."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield lambda: bool(caught)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _write(out: RunResult, paths: dict[str, Path], content: Path, style: Path) -> None:
+    final = out.history[-1] if out.history else None
     summary: dict[str, Any] = {
-        "status": "interrupted" if out.interrupted else "converged" if out.converged else "completed",
-        "steps_run": len(result.history),
+        "status": out.status,
+        "steps_run": len(out.history),
         "final_losses": dataclasses.asdict(final) if final else None,
         "content": str(content), "style": str(style),
         "image_size": list(out.image.shape[-1:-3:-1]),  # [W, H]
@@ -182,15 +211,14 @@ def _write(out: RunResult, result: OptimizeResult, output: Path, content: Path, 
         "timings": out.timings, "versions": logs.versions(),
         "config": dataclasses.asdict(out.config),
     }
+    if not out.history:
+        del paths["plot"]
     with AtomicFiles() as files:
-        images.save_image(out.image, files.stage(output), output)
-        logs.write_csv(result.history, files.stage(paths["csv"]))
+        images.save_image(out.image, files.stage(paths["image"]), paths["image"])
+        logs.write_csv(out.history, files.stage(paths["csv"]))
         logs.write_json(summary, files.stage(paths["json"]))
-        if result.history:
-            logs.plot_losses(result.history, files.stage(paths["plot"]), title=f"{content.name} x {style.name}")
-        else:
-            del paths["plot"]
-    return paths
+        if out.history:
+            logs.plot_losses(out.history, files.stage(paths["plot"]), title=f"{content.name} x {style.name}")
 
 
 def stylize(

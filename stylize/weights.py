@@ -60,16 +60,14 @@ def load_features(spec: str, upto: int) -> tuple[nn.Sequential, WeightsInfo]:
     net = features.vgg19_features(upto)
     if spec == "untrained":
         return features.init_untrained(net, UNTRAINED_SEED), _untrained_info()
-    if spec == "imagenet":
-        state = _load_file(_imagenet_file(), "ImageNet weights")
-        info = WeightsInfo("imagenet", str(cache_path()))
-    elif spec == "auto":
+    if spec in ("imagenet", "auto"):
         try:
             state, info = _load_file(_imagenet_file(), "ImageNet weights"), WeightsInfo("imagenet", str(cache_path()))
         except StylizeError as e:
-            reason = str(e).split(". ")[0]
+            if spec == "imagenet":
+                raise
             warning = (
-                f"ImageNet VGG19 weights unavailable ({reason}); using UNTRAINED random weights. "
+                f"ImageNet VGG19 weights unavailable ({str(e).split('. ')[0]}); using UNTRAINED random weights. "
                 "Results will look like coloured noise rather than a stylization. "
                 "Fix: `stylize weights import vgg19-dcbb9e9d.pth` (see `stylize weights info`)."
             )

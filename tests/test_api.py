@@ -82,9 +82,39 @@ def test_memory_estimate_is_in_line_with_what_we_measured():
 
 
 def test_absurd_size_is_refused_before_allocating(pair):
-    with pytest.raises(StylizeError, match=r"size 200000 .* needs about .* GiB.*largest size that fits is about (\d+)") as err:
-        stylize(*pair, write=False, **{**TINY, "size": 200000})
+    with pytest.raises(StylizeError, match=r"size 60000 .* needs about .* GiB.*largest size that fits is about (\d+)") as err:
+        stylize(*pair, write=False, **{**TINY, "size": 60000})
     assert "use --size" in str(err.value)
+
+
+def test_wide_style_is_cropped_before_scaling(pair, tmp_path, make_image):
+    # 4000x2 px would be scaled to ~20000x40 before cropping if resized first; cropping first keeps it small.
+    wide = tmp_path / "wide.png"
+    make_image(4000, 2, 3).save(wide)
+    from stylize import images
+    out = images.resize_cover(images.load_image(wide), 40, 32)
+    assert out.size == (40, 32)
+    assert stylize(pair[0], wide, write=False, **TINY).image.shape == (1, 3, 32, 40)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_finite_image(pair, tmp_path):
+    result = stylize(*pair, tmp_path / "d.png", **{**TINY, "style_weight": 1e300, "steps": 20})
+    assert result.status == "diverged"
+    assert torch.isfinite(result.image).all()
+    assert all(map(lambda r: r.total < float("inf"), result.history))
+    assert json.load(open(result.paths["json"]))["status"] == "diverged"
+
+
+def test_max_iter_one_is_not_mistaken_for_convergence(pair):
+    result = stylize(*pair, write=False, **{**TINY, "lbfgs_max_iter": 1, "steps": 6})
+    assert result.status == "completed" and len(result.history) == 6
+
+
+def test_size_hint_never_below_the_minimum(pair, tmp_path, make_image, monkeypatch):
+    from stylize import devices
+    monkeypatch.setattr(devices, "available_memory", lambda device: 1)  # nothing fits
+    with pytest.raises(StylizeError, match="Free some memory first"):
+        stylize(*pair, write=False, **TINY)
 
 
 def test_public_names():

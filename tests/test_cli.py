@@ -91,6 +91,8 @@ def _bad_inputs(tmp_path, pair):
     unknown_key.write_text("stpes: 3\n")
     notes = tmp_path / "notes.txt"
     notes.write_text("not weights")
+    Image.open(content).save(tmp_path / "in.loss.png")  # a content image named like a log file
+    (tmp_path / "d" / "x.run.json").mkdir(parents=True)
     cases = {
         "missing content": ([tmp_path / "nope.jpg", style], "image not found"),
         "unreadable image": ([content, garbage], "not an image Pillow can read"),
@@ -102,7 +104,7 @@ def _bad_inputs(tmp_path, pair):
         "negative weight": ([content, style, "--style-weight", "-5"], "style_weight: -5.0 is out of range"),
         "tiny size": ([content, style, "--size", "4"], "size: 4 is out of range"),
         "size too small for layers": ([content, style, "--size", "20", "--set", "style_layers=[pool5]"], "must be at least 32 px"),
-        "absurd size": ([content, style, "--size", "300000"], "largest size that fits is about"),
+        "absurd size": ([content, style, "--size", "60000"], "largest size that fits is about"),
         "not an int": ([content, style, "--steps", "many"], "Invalid value for '--steps'"),
         "unknown option": ([content, style, "--colour", "red"], "No such option"),
         "unknown device": ([content, style, "--device", "tpu"], "unknown device 'tpu'"),
@@ -110,9 +112,15 @@ def _bad_inputs(tmp_path, pair):
         "output is the content": ([content, style, "-o", content], "refusing to overwrite it"),
         "output under a file": ([content, style, "-o", content / "x.png"], "is not a writable folder"),
         "bad extension": ([content, style, "-o", tmp_path / "out" / "x.gif"], "unsupported extension"),
-        "missing weights": ([content, style, "--weights", tmp_path / "w.pth"], "weights file not found"),
+        "missing weights": ([content, style, "--weights", tmp_path / "w.pth"], "is neither auto nor imagenet nor untrained nor an existing file"),
+        "weights typo": ([content, style, "--weights", "untrainde"], "Did you mean 'untrained'?"),
         "bad weights": ([content, style, "--weights", notes], "not a PyTorch state_dict"),
-        "missing init": ([content, style, "--init", tmp_path / "init.png"], "neither noise, content nor an existing"),
+        "missing init": ([content, style, "--init", tmp_path / "init.png"], "is neither noise nor content nor an existing file"),
+        "log overwrites input": ([tmp_path / "in.loss.png", style, "-o", tmp_path / "in.png"], "refusing to overwrite"),
+        "log path is a folder": ([content, style, "-o", tmp_path / "d" / "x.png"], "a folder of that name exists"),
+        "huge number": ([content, style, "--set", "seed=" + "9" * 400], "seed: "),
+        "dict in layer list": ([content, style, "--set", "style_layers=[{conv_1: 2}]"], "expected a list of layer names"),
+        "same layer twice": ([content, style, "--set", "style_layers={conv_1: 1, conv1_1: 5}"], "are the same layer"),
         "imagenet offline": ([content, style, "--weights", "imagenet"], "STYLIZE_OFFLINE is set"),
     }
     if not torch.cuda.is_available():
@@ -130,6 +138,7 @@ def test_bad_inputs_one_line_exit_2_nothing_written(tmp_path, pair):
         assert message in lines[0], (name, lines[0])
         assert "Traceback" not in result.stderr and result.stdout == ""
         assert not out.exists() or files_under(out) == [], name
+        assert files_under(tmp_path / "d") == [] and (tmp_path / "d" / "x.run.json").is_dir()
 
 
 def test_weights_info_and_bad_import(tmp_path):
@@ -140,6 +149,22 @@ def test_weights_info_and_bad_import(tmp_path):
     result = invoke("weights", "import", fake)
     assert result.exit_code == 2 and "expected dcbb9e9d" in result.stderr
     assert invoke("weights", "import", tmp_path / "none.pth").exit_code == 2
+
+
+def test_bare_commands_print_help_and_exit_0():
+    for args in ([], ["weights"]):
+        result = invoke(*args)
+        assert result.exit_code == 0 and "Usage" in result.stdout and "error" not in result.stderr
+
+
+def test_outputs_get_normal_file_permissions(pair, tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert invoke("run", *pair, "-o", tmp_path / "p.png", *TINY, "-q").exit_code == 0
+    finally:
+        os.umask(old)
+    for name in ("p.png", "p.losses.csv", "p.run.json", "p.loss.png"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
 
 
 def test_version():

@@ -21,8 +21,13 @@ def test_precedence_defaults_yaml_set_flags(tmp_path):
 
 def test_numbers_in_any_spelling(tmp_path):
     # YAML reads 1e6 as a string; --set values are strings.
-    cfg = build_config(write(tmp_path, "style_weight: 1e6\nsteps: 300.0\n"), ["content_weight=2.5"])
-    assert cfg.style_weight == 1e6 and cfg.steps == 300 and cfg.content_weight == 2.5
+    cfg = build_config(write(tmp_path, "style_weight: 1e6\nsteps: 300.0\nsize: 1e3\n"), ["content_weight=2.5"])
+    assert cfg.style_weight == 1e6 and cfg.steps == 300 and cfg.size == 1000 and cfg.content_weight == 2.5
+
+
+def test_keywords_are_case_insensitive_and_yaml_keys_take_dashes(tmp_path):
+    cfg = build_config(write(tmp_path, "style-weight: 5\ndevice: CPU\nweights: Untrained\ninit: Content\n"))
+    assert (cfg.style_weight, cfg.device, cfg.weights, cfg.init) == (5.0, "cpu", "untrained", "content")
 
 
 def test_layers_as_list_mapping_or_comma_string():
@@ -39,9 +44,9 @@ def test_gatys_config_uses_the_papers_layers():
 
 @pytest.mark.parametrize("sets, message", [
     (["stepz=3"], "unknown key 'stepz'. Did you mean 'steps'?"),
-    (["steps=0"], "steps: 0 is out of range: allowed >= 1"),
+    (["steps=0"], "steps: 0 is out of range: allowed between 1 and 10000000"),
     (["steps=2.5"], "steps: expected a whole number"),
-    (["size=8"], "size: 8 is out of range: allowed >= 16"),
+    (["size=8"], "size: 8 is out of range: allowed between 16 and 65536"),
     (["style_weight=-1"], "style_weight: -1 is out of range"),
     (["style_weight=nan"], "style_weight: 'nan' is out of range"),
     (["content_weight=lots"], "content_weight: expected a number"),
@@ -50,6 +55,12 @@ def test_gatys_config_uses_the_papers_layers():
     (["style_layers={conv_1: -2}"], "style_layers.conv_1: -2 is out of range"),
     (["style_layers=[]", "content_layers=[]"], "no style or content layers"),
     (["steps"], "expected key=value"),
+    (["steps=" + "9" * 400], "is out of range: allowed between 1 and 10000000"),
+    (["style_weight=1e400"], "out of range"),
+    (["style_layers=[{conv_1: 2}]"], "expected a list of layer names"),
+    (["style_layers={conv_1: 1, conv1_1: 5}"], "'conv_1' and 'conv1_1' are the same layer"),
+    (["weights=untrainde"], "Did you mean 'untrained'?"),
+    (["init=nosie"], "Did you mean 'noise'?"),
 ])
 def test_bad_values_say_what_is_allowed(sets, message):
     with pytest.raises(StylizeError, match=None) as err:
@@ -77,6 +88,11 @@ def test_bad_yaml_files(tmp_path, text, message):
 def test_missing_config_file_lists_bundled_ones():
     with pytest.raises(StylizeError, match="config file not found: nope.yaml.*bundled config: default, gatys"):
         build_config("nope.yaml")
+
+
+def test_empty_config_name_lists_bundled_configs():
+    with pytest.raises(StylizeError, match="bundled config: default, gatys"):
+        build_config("")
 
 
 def test_bundled_config_by_name_from_anywhere():
