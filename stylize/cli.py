@@ -168,7 +168,7 @@ def run(
     try:
         result = run_transfer(cfg, on_step=progress)
     except KeyboardInterrupt:
-        _fail("interrupted before the optimization started; nothing was written.", 130)
+        _fail("interrupted before the optimization got going; nothing was written.", 130)
     finally:
         if progress:
             progress.stop()

@@ -71,10 +71,10 @@ def test_loss_decreases_over_a_short_run(pair):
 
 
 def test_memory_estimate_is_in_line_with_what_we_measured():
-    # Measured here (peak RSS, seed layers, 682x512, untrained, full LBFGS history): about 2.4 GiB.
+    # Measured here (peak RSS, seed layers, 682x512, untrained, 110 evaluations = full LBFGS history): 2.76 GiB.
     cut = features.last_tap(Config().content_layers, Config().style_layers)
     est = estimate_bytes(512, 682, cut, 100, torch.device("cpu")) / 2**30
-    assert 2.0 < est < 3.5
+    assert 2.76 <= est < 3.5  # never below what we measured, not absurdly above
     # Activations scale with the pixel count.
     small = estimate_bytes(256, 341, cut, 100, torch.device("cuda"))
     large = estimate_bytes(512, 682, cut, 100, torch.device("cuda"))
