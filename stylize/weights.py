@@ -107,8 +107,9 @@ def _imagenet_file() -> Path:
 def _load_file(path: Path, what: str) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch.load raises many types for non-checkpoints (UnpicklingError, RuntimeError...)
-        raise StylizeError(f"cannot read {what} {path}: not a PyTorch state_dict ({str(e).splitlines()[0][:120]})") from None
+    except Exception:  # torch.load raises many types, with cryptic messages, for non-checkpoints
+        raise StylizeError(f"cannot read {what} {path}: not a PyTorch state_dict. "
+                           "Give a file saved with torch.save(model.state_dict()).") from None
     for key in ("state_dict", "model"):  # common checkpoint wrappers
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
