@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperGroup
 
 from . import __version__, weights
-from .config import build_config, to_yaml
+from .config import Config, build_config, to_yaml
 from .errors import StylizeError
 from .optimize import StepRecord
 from .transfer import run as run_transfer
@@ -76,6 +76,17 @@ weights_app = typer.Typer(
     "Example: [bold]stylize weights import ~/Downloads/vgg19-dcbb9e9d.pth[/]",
 )
 app.add_typer(weights_app, name="weights")
+
+
+_DEFAULTS = Config()
+_DEFAULT_TEXT = {"size": "512 on CUDA, 128 otherwise", "output": "outputs/<content>__<style>.png"}
+
+
+def _help(text: str, key: str) -> str:
+    """Help text with the default read from Config (the single source of defaults)."""
+    value = _DEFAULT_TEXT.get(key, getattr(_DEFAULTS, key))
+    shown = f"{value:g}" if isinstance(value, float) else value
+    return rf"{text} \[default: {shown}]"
 
 
 def _version(value: bool) -> None:
@@ -139,15 +150,15 @@ def run(
     content: Annotated[Optional[Path], typer.Argument(help="Content image (default: the bundled demo).", show_default=False)] = None,
     style: Annotated[Optional[Path], typer.Argument(help="Style image (default: the bundled demo).", show_default=False)] = None,
     config: Annotated[Optional[str], typer.Option("--config", "-c", help="YAML config file (or a bundled name: default, gatys).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output image, .png or .jpg [default: outputs/<content>__<style>.png]; logs are written beside it.", show_default=False)] = None,
-    size: Annotated[Optional[int], typer.Option(help="Shorter edge in px [default: 512 on CUDA, 128 otherwise].", show_default=False)] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Closure evaluations [default: 300].", show_default=False)] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N | dlp-sim [default: auto].", show_default=False)] = None,
-    weights_: Annotated[Optional[str], typer.Option("--weights", help="auto | imagenet | untrained | PATH to a VGG19 state_dict [default: auto].", show_default=False)] = None,
-    init: Annotated[Optional[str], typer.Option(help="noise | content | PATH to an image [default: noise].", show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the noise init [default: 0].", show_default=False)] = None,
-    style_weight: Annotated[Optional[float], typer.Option(help="Style loss weight [default: 1e6].", show_default=False)] = None,
-    content_weight: Annotated[Optional[float], typer.Option(help="Content loss weight [default: 1].", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help=_help("Output image, .png or .jpg; logs are written beside it.", "output"), show_default=False)] = None,
+    size: Annotated[Optional[int], typer.Option(help=_help("Shorter edge in px.", "size"), show_default=False)] = None,
+    steps: Annotated[Optional[int], typer.Option(help=_help("Closure evaluations.", "steps"), show_default=False)] = None,
+    device: Annotated[Optional[str], typer.Option(help=_help("auto | cpu | cuda | cuda:N | dlp-sim.", "device"), show_default=False)] = None,
+    weights_: Annotated[Optional[str], typer.Option("--weights", help=_help("auto | imagenet | untrained | PATH to a VGG19 state_dict.", "weights"), show_default=False)] = None,
+    init: Annotated[Optional[str], typer.Option(help=_help("noise | content | PATH to an image.", "init"), show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(help=_help("Seed of the noise init.", "seed"), show_default=False)] = None,
+    style_weight: Annotated[Optional[float], typer.Option(help=_help("Style loss weight.", "style_weight"), show_default=False)] = None,
+    content_weight: Annotated[Optional[float], typer.Option(help=_help("Content loss weight.", "content_weight"), show_default=False)] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info; warnings and errors only.")] = False,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")] = False,

@@ -34,6 +34,12 @@ def test_every_command_has_help_with_an_example(command):
     assert "Example" in result.stdout and "stylize" in result.stdout
 
 
+def test_run_help_shows_the_config_defaults():
+    text = " ".join(invoke("run", "--help").stdout.replace("│", " ").split())  # undo rich's box and wrapping
+    for shown in ("[default: 300]", "[default: auto]", "[default: noise]", "[default: 512 on CUDA, 128 otherwise]"):
+        assert shown in text
+
+
 def test_run_writes_image_and_logs(pair, tmp_path):
     out = tmp_path / "res" / "out.png"
     result = invoke("run", *pair, "-o", out, *TINY)
