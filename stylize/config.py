@@ -68,7 +68,7 @@ def _number(name: str, value: Any, kind: type, low: float, high: float | None = 
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise _fail(name, f"expected {what}, got {value!r}")
     try:
-        number = int(value) if isinstance(value, int) else float(value)
+        number = int(value) if isinstance(value, int) and kind is int else float(value)
         if kind is int and isinstance(number, float):
             if not number.is_integer():
                 raise ValueError
@@ -164,9 +164,10 @@ def config_path(name: str | Path) -> Path:
     if path.is_file():
         return path
     root = Path(str(resources.files("stylize.configs")))
-    for candidate in (root / path.name, root / f"{path.name}.yaml"):
-        if path.name and candidate.is_file():
-            return candidate
+    if path.parts in ((path.name,), ("configs", path.name)):  # `gatys` or `configs/gatys.yaml`, from anywhere
+        for candidate in (root / path.name, root / f"{path.name}.yaml"):
+            if path.name and candidate.is_file():
+                return candidate
     names = sorted(p.stem for p in root.glob("*.yaml"))
     raise StylizeError(f"config file not found: {name}. Give a YAML file, or a bundled config: {', '.join(names)}.")
 

@@ -119,6 +119,16 @@ def last_tap(content_layers: Mapping[str, float], style_layers: Mapping[str, flo
     return max(layer(n).index for n in [*content_layers, *style_layers])
 
 
+def _loss_name(model: nn.Sequential, kind: str, entry: Layer) -> str:
+    """The seed's ``style_loss_{N}`` (N = conv count); ``style_loss_relu_N`` when conv_N already has one.
+
+    The seed's scheme gives conv_1 and relu_1 the same name, and ``add_module`` would then silently replace
+    the first loss module with the second.
+    """
+    name = f"{kind}_loss_{entry.name.split('_')[1]}"
+    return f"{kind}_loss_{entry.name}" if name in model._modules else name
+
+
 def build_style_model(
     features: nn.Sequential,
     content_img: torch.Tensor,
@@ -155,10 +165,10 @@ def build_style_model(
             # Same order as the seed: content loss first when a layer carries both.
             if entry.index in content_at:
                 loss = ContentLoss(c, content_at[entry.index])
-                model.add_module(f"content_loss_{entry.name.split('_')[1]}", loss)
+                model.add_module(_loss_name(model, "content", entry), loss)
                 content_losses.append(loss)
             if entry.index in style_at:
                 loss = StyleLoss(s, style_at[entry.index])
-                model.add_module(f"style_loss_{entry.name.split('_')[1]}", loss)
+                model.add_module(_loss_name(model, "style", entry), loss)
                 style_losses.append(loss)
     return model, content_losses, style_losses

@@ -57,10 +57,11 @@ def plot_losses(history: Sequence[StepRecord], path: Path, title: str = "") -> N
         values = [getattr(r, name) for r in history]
         if any(v > 0 for v in values):
             ax.plot(steps, values, label=name, linewidth=1.5 if name == "total" else 1.0)
-    ax.set_yscale("log")
+    if ax.lines:
+        ax.set_yscale("log")
     ax.set_xlabel("step (closure evaluation)")
     ax.set_ylabel("weighted loss")
-    ax.set_title(title or "stylize losses", fontsize=10)
+    ax.set_title((title or "stylize losses") + ("" if history else " (no step with a finite loss)"), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if ax.lines:
         ax.legend()

@@ -43,7 +43,7 @@ class RunResult:
     device: str
     status: str = "completed"  # completed | converged | diverged | interrupted (Ctrl-C)
     paths: dict[str, Path] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def interrupted(self) -> bool:
@@ -137,11 +137,13 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
     t0 = time.perf_counter()
     device = devices.resolve(cfg.device)
     size = cfg.size or (512 if device.type == "cuda" else 128)
-    cfg = dataclasses.replace(cfg, size=size)
     demo_content, demo_style = demo_pair()
     content_path = Path(cfg.content) if cfg.content else demo_content
     style_path = Path(cfg.style) if cfg.style else demo_style
     output = images.check_output_path(cfg.output or default_output(content_path, style_path))
+    # From here on the config says what was actually used (run.json records it).
+    cfg = dataclasses.replace(cfg, size=size, device=str(device), content=str(content_path), style=str(style_path),
+                              output=str(output))
     paths = {"image": output, **logs.log_paths(output)}
     _check_outputs(paths, cfg, [content_path, style_path])
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
@@ -173,28 +175,25 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
                     device=devices.describe(device), status=result.status)
     per_step = [b.seconds - a.seconds for a, b in zip(result.history, result.history[1:])]
     out.timings = {"setup_s": t1 - t0, "optimize_s": t2 - t1,
-                   "median_step_s": statistics.median(per_step) if per_step else float("nan")}
+                   "median_step_s": statistics.median(per_step) if per_step else None}
     if write:
-        with _sigint_deferred() as interrupted:
+        with _sigint_ignored():
             _write(out, paths, content_path, style_path)
         out.paths = paths
-        if interrupted():  # Ctrl-C while writing: the files are complete; report it as an interruption
-            out.status = "interrupted"
     out.timings["total_s"] = time.perf_counter() - t0
     return out
 
 
 @contextlib.contextmanager
-def _sigint_deferred():
-    """Hold Ctrl-C back while the result is being written (a second or two, mostly matplotlib's import):
-    losing a finished run to an impatient keypress is worse than a short delay."""
-    caught: list[int] = []
+def _sigint_ignored():
+    """Ignore Ctrl-C while the finished result is written (a second or two, mostly matplotlib's import):
+    losing a finished run to an impatient keypress is worse than a short wait."""
     if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
+        yield
         return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        yield lambda: bool(caught)
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -212,14 +211,12 @@ def _write(out: RunResult, paths: dict[str, Path], content: Path, style: Path) -
         "timings": out.timings, "versions": logs.versions(),
         "config": dataclasses.asdict(out.config),
     }
-    if not out.history:
-        del paths["plot"]
     with AtomicFiles() as files:
         images.save_image(out.image, files.stage(paths["image"]), paths["image"])
         logs.write_csv(out.history, files.stage(paths["csv"]))
         logs.write_json(summary, files.stage(paths["json"]))
-        if out.history:
-            logs.plot_losses(out.history, files.stage(paths["plot"]), title=f"{content.name} x {style.name}")
+        # Always written (empty when no step had a finite loss), so no stale plot of an earlier run remains.
+        logs.plot_losses(out.history, files.stage(paths["plot"]), title=f"{content.name} x {style.name}")
 
 
 def stylize(
@@ -249,6 +246,6 @@ def stylize(
     """
     base = dataclasses.asdict(config) if isinstance(config, Config) else {}
     file = config if isinstance(config, (str, Path)) else None
-    given = {"content": content, "style": style, "output": output}
-    cfg = build_config(file, overrides={**base, **{k: (str(v) if isinstance(v, Path) else v) for k, v in given.items()}, **overrides})
+    given = {k: str(v) for k, v in {"content": content, "style": style, "output": output}.items() if v is not None}
+    cfg = build_config(file, overrides={**base, **given, **overrides})
     return run(cfg, on_step=on_step, write=write)

@@ -92,6 +92,7 @@ def _imagenet_file() -> Path:
     if offline():
         raise StylizeError(f"ImageNet weights are not in {path.parent} and STYLIZE_OFFLINE is set. "
                            "Import them with `stylize weights import FILE`, or unset STYLIZE_OFFLINE to download")
+    path.parent.mkdir(parents=True, exist_ok=True)  # hub writes <file>.<uuid>.partial beside it
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # hub's urlopen has no timeout of its own
     try:

@@ -25,6 +25,12 @@ def test_same_seed_same_image_different_seed_different_image(pair):
     assert not torch.equal(a.image, c.image)
 
 
+def test_config_object_keeps_its_images(pair, tmp_path):
+    base = build_config(overrides={**TINY, "content": str(pair[0]), "style": str(pair[1]), "output": str(tmp_path / "b.png")})
+    result = stylize(config=base, steps=2)
+    assert result.paths["image"] == tmp_path / "b.png" and result.config.content == str(pair[0])
+
+
 def test_config_object_file_and_overrides(pair, tmp_path):
     base = build_config("gatys", overrides=TINY)
     result = stylize(*pair, tmp_path / "o.png", config=base, steps=3)
@@ -55,9 +61,14 @@ def test_init_content_and_image_file(pair, tmp_path, make_image):
     first = stylize(content, style, write=False, init="content", **{**TINY, "steps": 2})
     assert first.history[0].content == 0  # evaluated at the content image itself
     assert first.history[1].content > 0
+    # An init file equal to the content gives content loss 0 at step 1; another image does not.
+    same = stylize(content, style, write=False, init=str(content), **{**TINY, "steps": 2})
+    assert same.history[0].content == 0
     init = tmp_path / "init.png"
     make_image(100, 100, 9).save(init)
-    assert stylize(content, style, write=False, init=str(init), **TINY).image.shape == (1, 3, 32, 40)
+    other = stylize(content, style, write=False, init=str(init), **TINY)
+    assert other.image.shape == (1, 3, 32, 40) and other.history[0].content > 0
+    assert other.history[0].total != stylize(content, style, write=False, **TINY).history[0].total
 
 
 def test_style_only_and_content_only_runs(pair):
@@ -97,12 +108,40 @@ def test_wide_style_is_cropped_before_scaling(pair, tmp_path, make_image):
     assert stylize(pair[0], wide, write=False, **TINY).image.shape == (1, 3, 32, 40)
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_finite_image(pair, tmp_path):
+class _NaNAfter(torch.nn.Module):
+    """A loss module whose loss is finite for `calls` evaluations, then NaN; keeps every input it saw."""
+
+    def __init__(self, calls):
+        super().__init__()
+        self.calls, self.seen, self.loss = calls, [], torch.zeros(())
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        finite = len(self.seen) <= self.calls
+        self.loss = (((x - 0.3) ** 2).mean() + 3 * (x**4).mean()) * (1.0 if finite else float("nan"))
+        return x
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_finite_image():
+    from stylize.optimize import optimize
+    fake = _NaNAfter(calls=4)
+    image = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    result = optimize(fake, [fake], [], image, steps=20, style_weight=1.0, content_weight=1.0)
+    assert result.status == "diverged" and len(result.history) == 4
+    assert torch.equal(result.image, fake.seen[3].clamp(0, 1))  # the 4th (last finite) image, not the 5th
+    assert not torch.equal(fake.seen[3], fake.seen[4])
+
+
+def test_diverged_run_is_recorded(pair, tmp_path):
     result = stylize(*pair, tmp_path / "d.png", **{**TINY, "style_weight": 1e300, "steps": 20})
-    assert result.status == "diverged"
-    assert torch.isfinite(result.image).all()
-    assert all(map(lambda r: r.total < float("inf"), result.history))
-    assert json.load(open(result.paths["json"]))["status"] == "diverged"
+    info = json.load(open(result.paths["json"]))
+    assert info["status"] == "diverged" and info["steps_run"] == 0 and torch.isfinite(result.image).all()
+    assert result.paths["plot"].exists()  # an empty plot, so no stale plot of an earlier run stays beside it
+
+
+def test_content_init_with_content_loss_only_converges_at_once(pair):
+    result = stylize(*pair, write=False, **{**TINY, "init": "content", "style_layers": [], "steps": 10})
+    assert result.status == "converged" and len(result.history) == 1 and result.history[0].total == 0
 
 
 def test_max_iter_one_is_not_mistaken_for_convergence(pair):

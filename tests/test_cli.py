@@ -56,7 +56,9 @@ def test_run_writes_image_and_logs(pair, tmp_path):
     assert info["status"] == "completed" and info["steps_run"] == 6
     assert info["weights"]["kind"] == "untrained" and "UNTRAINED" in info["weights"]["warning"]
     assert info["config"]["size"] == 32 and info["image_size"] == [40, 32]
-    assert info["final_losses"]["total"] == pytest.approx(float(rows[-1]["total"]))
+    for column in ("total", "style", "content"):
+        assert float(rows[-1][column]) == info["final_losses"][column]  # repr() round-trips exactly
+    assert info["config"]["device"] == "cpu" and info["config"]["content"] == str(pair[0])
     assert {"torch", "torchvision", "stylize", "python"} <= set(info["versions"])
     with Image.open(tmp_path / "res" / "out.loss.png") as plot:
         assert plot.format == "PNG"
@@ -206,12 +208,30 @@ def test_ctrl_c_keeps_what_was_computed(pair, tmp_path):
 
 
 def test_ctrl_c_during_setup_writes_nothing(pair, tmp_path, monkeypatch):
-    import stylize.cli
+    import stylize.transfer
 
     def interrupted(*_, **__):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(stylize.cli, "run_transfer", interrupted)
+    monkeypatch.setattr(stylize.transfer, "load_features", interrupted)  # after the images were read
     result = invoke("run", *pair, "-o", tmp_path / "o" / "x.png", *TINY)
     assert result.exit_code == 130 and "nothing was written" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_ctrl_c_while_writing_is_ignored(pair, tmp_path, monkeypatch):
+    import stylize.logs
+
+    plot = stylize.logs.plot_losses
+
+    def plot_with_ctrl_c(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # a real SIGINT to this process, mid-write
+        return plot(*args, **kwargs)
+
+    monkeypatch.setattr(stylize.logs, "plot_losses", plot_with_ctrl_c)
+    result = invoke("run", *pair, "-o", tmp_path / "w.png", *TINY, "-q")
+    assert result.exit_code == 0, result.stderr
+    assert files_under(tmp_path) == sorted(files_under(tmp_path))
+    for name in ("w.png", "w.losses.csv", "w.run.json", "w.loss.png"):
+        assert (tmp_path / name).is_file(), name
+    assert json.load(open(tmp_path / "w.run.json"))["status"] == "completed"

@@ -57,6 +57,7 @@ def test_gatys_config_uses_the_papers_layers():
     (["steps"], "expected key=value"),
     (["steps=" + "9" * 400], "is out of range: allowed between 1 and 10000000"),
     (["style_weight=1e400"], "out of range"),
+    (["style_weight=1" + "0" * 400], "style_weight: "),
     (["style_layers=[{conv_1: 2}]"], "expected a list of layer names"),
     (["style_layers={conv_1: 1, conv1_1: 5}"], "'conv_1' and 'conv1_1' are the same layer"),
     (["weights=untrainde"], "Did you mean 'untrained'?"),
@@ -118,5 +119,11 @@ def test_parse_sets_reads_yaml_values():
 def test_every_field_documented_in_readme():
     from pathlib import Path
     readme = (Path(__file__).parent.parent / "README.md").read_text()
+    rows = [line.split("|")[1].strip() for line in readme.splitlines() if line.startswith("| `")]
     for f in dataclasses.fields(Config):
-        assert f"`{f.name}`" in readme, f"README's config reference misses {f.name}"
+        assert f"`{f.name}`" in rows, f"README's config table misses {f.name}"
+
+
+def test_a_mistyped_config_folder_is_not_replaced_by_a_bundled_config():
+    with pytest.raises(StylizeError, match="config file not found: typo/gatys.yaml"):
+        build_config("typo/gatys.yaml")

@@ -58,6 +58,15 @@ def test_gatys_layers_sequence_and_cut():
     assert [sl.weight for sl in sls] == [0.2] * 5
 
 
+def test_conv_and_relu_of_the_same_number_both_get_a_loss():
+    # The seed names both "style_loss_1"; add_module would silently replace the first with the second.
+    (model, _, sls), net, c = _model({}, {"conv_1": 1.0, "relu_1": 1.0})
+    names = _names(model)
+    assert names == ["0", "conv_1", "style_loss_1", "relu_1", "style_loss_relu_1"]
+    model(torch.rand_like(c))
+    assert len(sls) == 2 and all(sl.loss > 0 for sl in sls)
+
+
 def test_targets_equal_the_seeds_prefix_recomputation():
     (model, cls, sls), net, c = _model({"relu_3": 1.0}, {"conv_2": 1.0})
     norm = features.Normalization()

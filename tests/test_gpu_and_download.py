@@ -13,8 +13,8 @@ def test_cuda_run_matches_cpu(pair):
     cpu = stylize(*pair, write=False, device="cpu", **TINY)
     gpu = stylize(*pair, write=False, device="cuda", **TINY)
     assert gpu.device.startswith("cuda")
-    # Same losses at the first evaluation (same init, same weights); TF32 off by default for conv in fp32.
-    assert gpu.history[0].total == pytest.approx(cpu.history[0].total, rel=1e-3)
+    # Same losses at the first evaluation (same init, same weights); cuDNN may use TF32 for convs, hence 1e-2.
+    assert gpu.history[0].total == pytest.approx(cpu.history[0].total, rel=1e-2)
     assert gpu.image.shape == cpu.image.shape
 
 

@@ -23,6 +23,22 @@ def test_modes_become_rgb(tmp_path, make_image, mode):
     assert img.mode == "RGB" and img.size == (20, 10)
 
 
+def test_mode_conversions_keep_the_values(tmp_path):
+    gray = Image.new("L", (2, 1), 77)
+    assert images.load_image(save(gray, tmp_path, "g.png")).getpixel((0, 0)) == (77, 77, 77)
+    cmyk = Image.new("CMYK", (2, 1), (0, 255, 255, 0))  # pure red in Pillow's naive CMYK
+    assert images.load_image(save(cmyk, tmp_path, "c.tiff", format="TIFF")).getpixel((0, 0)) == (255, 0, 0)
+    f = Image.fromarray(np.full((1, 2), 0.5, dtype=np.float32), "F")
+    assert images.load_image(save(f, tmp_path, "f.tiff", format="TIFF")).getpixel((0, 0)) == (128, 128, 128)
+
+
+def test_jpeg_is_saved_at_high_quality(tmp_path, make_image):
+    t = images.to_tensor(make_image(64, 48, 0))
+    images.save_image(t, tmp_path / "q.jpg", "q.jpg")
+    back = images.to_tensor(Image.open(tmp_path / "q.jpg"))
+    assert (back - t).abs().mean() < 0.014  # measured: 0.010 at quality 95, 0.020 at 75 (Pillow default)
+
+
 def test_transparency_is_composited_on_white(tmp_path):
     rgba = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
     rgba.putpixel((0, 0), (255, 0, 0, 255))

@@ -77,3 +77,24 @@ def test_info_without_cache():
     data = weights.info()
     assert data["cached"] is False and data["offline"] is True
     assert data["cache_file"].endswith("checkpoints/vgg19-dcbb9e9d.pth")
+
+
+def test_download_into_a_fresh_cache(monkeypatch, untrained_file):
+    """The real download code path, from a file:// URL: no network, a cache folder that does not exist yet."""
+    monkeypatch.delenv("STYLIZE_OFFLINE")
+    monkeypatch.setattr(weights, "IMAGENET_URL", untrained_file.as_uri())
+    monkeypatch.setattr(weights, "IMAGENET_SHA256_PREFIX", weights.sha256(untrained_file)[:8])
+    assert not weights.cache_path().parent.exists()
+    net, info = weights.load_features("imagenet", CUT)
+    assert info.kind == "imagenet" and weights.cache_path().read_bytes() == untrained_file.read_bytes()
+    assert torch.equal(net[0].weight, torch.load(untrained_file)["0.weight"])
+
+
+def test_download_with_a_wrong_hash_is_refused(monkeypatch, untrained_file):
+    monkeypatch.delenv("STYLIZE_OFFLINE")
+    monkeypatch.setattr(weights, "IMAGENET_URL", untrained_file.as_uri())
+    with pytest.raises(StylizeError, match="could not download"):
+        weights.load_features("imagenet", CUT)
+    assert not weights.cache_path().exists()
+    _, info = weights.load_features("auto", CUT)  # auto: the same failure becomes the loud fallback
+    assert info.kind == "untrained" and "could not download" in info.warning
