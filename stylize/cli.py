@@ -7,6 +7,7 @@ a :class:`StylizeError` or a usage error is one line on stderr and exit 2; Ctrl-
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -102,6 +103,10 @@ def _main(
     """Neural style transfer from the command line."""
 
 
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 class _ConsoleLog(logging.Handler):
     def __init__(self, console: Console):
         super().__init__()
@@ -176,11 +181,13 @@ def run(
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
     progress = None if quiet else _Progress(console, cfg.steps, cfg.log_every)
+    previous_term = signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # `kill` keeps the work, like Ctrl-C
     try:
         result = run_transfer(cfg, on_step=progress)
     except KeyboardInterrupt:
         _fail("interrupted before the optimization got going; nothing was written.", 130)
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
         if progress:
             progress.stop()
         log.removeHandler(handler)

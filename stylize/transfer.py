@@ -177,7 +177,7 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
     out.timings = {"setup_s": t1 - t0, "optimize_s": t2 - t1,
                    "median_step_s": statistics.median(per_step) if per_step else None}
     if write:
-        with _sigint_ignored():
+        with _interrupts_ignored():
             _write(out, paths, content_path, style_path)
         out.paths = paths
     out.timings["total_s"] = time.perf_counter() - t0
@@ -185,17 +185,18 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
 
 
 @contextlib.contextmanager
-def _sigint_ignored():
-    """Ignore Ctrl-C while the finished result is written (a second or two, mostly matplotlib's import):
-    losing a finished run to an impatient keypress is worse than a short wait."""
+def _interrupts_ignored():
+    """Ignore Ctrl-C (and SIGTERM) while the finished result is written (a second or two, mostly matplotlib's
+    import): losing a finished run to an impatient keypress is worse than a short wait."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _write(out: RunResult, paths: dict[str, Path], content: Path, style: Path) -> None:

@@ -180,8 +180,9 @@ def test_version():
     assert result.exit_code == 0 and result.stdout.startswith("stylize ")
 
 
-def test_ctrl_c_keeps_what_was_computed(pair, tmp_path):
-    """A real SIGINT to a real `stylize run`: exit 130, the image so far and the logs are written."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_keeps_what_was_computed(pair, tmp_path, sig):
+    """A real SIGINT (or SIGTERM) to a real `stylize run`: exit 130, the image so far and the logs are written."""
     out = tmp_path / "int.png"
     env = {**os.environ, "STYLIZE_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "stylize", "run", *map(str, pair), "-o", str(out), "--size", "32",
@@ -194,7 +195,7 @@ def test_ctrl_c_keeps_what_was_computed(pair, tmp_path):
         if not line:
             break
         seen += line
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, seen + stderr
     assert stdout.strip() == str(out)
