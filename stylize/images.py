@@ -114,8 +114,6 @@ def check_output_path(path: str | Path) -> Path:
         raise StylizeError(
             f"output {path}: unsupported extension '{path.suffix}'. Use one of {', '.join(SAVE_FORMATS)}."
         )
-    if path.is_dir():
-        raise StylizeError(f"output {path} is a folder. Give a file name, e.g. -o {path / 'result.png'}")
     folder = path.parent
     while not folder.exists() and folder != folder.parent:  # the folder is created later; probe what exists
         folder = folder.parent

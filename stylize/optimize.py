@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -82,12 +83,12 @@ def optimize(
         style_score = sum(sl.loss for sl in style_losses) * style_weight
         content_score = sum(cl.loss for cl in content_losses) * content_weight
         loss = style_score + content_score
-        if not torch.isfinite(loss):
+        record = StepRecord(len(result.history) + 1, time.perf_counter() - start,
+                            _value(content_score), _value(style_score), _value(loss))
+        if not math.isfinite(record.total):
             raise _Diverged
         last_finite.copy_(image.detach())
         loss.backward()
-        record = StepRecord(len(result.history) + 1, time.perf_counter() - start,
-                            _value(content_score), _value(style_score), _value(loss))
         result.history.append(record)
         if on_step is not None:
             on_step(record)

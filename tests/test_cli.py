@@ -236,3 +236,15 @@ def test_ctrl_c_while_writing_is_ignored(pair, tmp_path, monkeypatch):
     for name in ("w.png", "w.losses.csv", "w.run.json", "w.loss.png"):
         assert (tmp_path / name).is_file(), name
     assert json.load(open(tmp_path / "w.run.json"))["status"] == "completed"
+
+
+def test_atomic_files_write_nothing_when_one_target_is_a_folder(tmp_path):
+    from stylize.errors import StylizeError
+    from stylize.outputs import AtomicFiles
+
+    (tmp_path / "x.json").mkdir()
+    with pytest.raises(StylizeError, match="a folder of that name exists"):
+        with AtomicFiles() as files:
+            files.stage(tmp_path / "a.txt").write_text("a")
+            files.stage(tmp_path / "x.json").write_text("b")
+    assert files_under(tmp_path) == [] and (tmp_path / "x.json").is_dir()
