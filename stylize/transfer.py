@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from . import devices, features, images, logs
+from . import devices, features, fused, images, logs
 from .config import MIN_SIZE, Config, build_config
 from .errors import StylizeError
 from .optimize import StepRecord, optimize
@@ -161,6 +161,8 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
         log.info("weights: %s; device: %s; image: %dx%d px; %d steps", weights, devices.describe(device), width, height, cfg.steps)
         model, content_losses, style_losses = features.build_style_model(
             net.to(device).eval(), content_img, style_img, cfg.content_layers, cfg.style_layers)
+        if not cfg.exact:
+            model = fused.fuse(model)
         t1 = time.perf_counter()
         result = optimize(model, content_losses, style_losses, image, steps=cfg.steps,
                           style_weight=cfg.style_weight, content_weight=cfg.content_weight,

@@ -19,8 +19,12 @@ from stylize.baseline import run_style_transfer
 SEED_LAYERS = (["conv_4"], ["conv_1", "conv_2", "conv_3", "conv_4", "conv_5"])
 
 
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "fast"])
 @pytest.mark.parametrize("config", [None, "gatys"])
-def test_first_evaluations_match_the_seed(pair, untrained_file, config):
+def test_first_evaluations_match_the_seed(pair, untrained_file, config, exact):
+    """``exact: true`` runs the seed's graph: 40 evaluations equal to the seed's to 1e-5. The default fast path
+    (fused ops, Winograd convs) starts within 1e-4; LBFGS then follows its own rounding, so after 40
+    evaluations... until the seed's clamped LBFGS jumps (it does by evaluation 15 here), the two agree to 2 %."""
     content_path, style_path = pair
     imsize = 40
     loader = transforms.Compose([transforms.Resize(imsize), transforms.ToTensor()])
@@ -36,7 +40,8 @@ def test_first_evaluations_match_the_seed(pair, untrained_file, config):
     input_img = torch.randn(content_img.shape, generator=torch.Generator().manual_seed(0))
 
     cfg = build_config(config, overrides={"content": str(content_path), "style": str(style_path), "size": imsize,
-                                          "steps": 40, "weights": str(untrained_file), "device": "cpu"})
+                                          "steps": 40, "weights": str(untrained_file), "device": "cpu",
+                                          "exact": exact})
     content_layers, style_layers = SEED_LAYERS if config is None else (["conv_10"], ["conv_1", "conv_3", "conv_5", "conv_9", "conv_13"])
     style_weight = cfg.style_weight * (0.2 if config == "gatys" else 1.0)  # gatys: w_l = 0.2 on every layer
     _, seed_trace = run_style_transfer(cnn, content_img, style_img, input_img, 40, content_layers, style_layers,
@@ -45,9 +50,12 @@ def test_first_evaluations_match_the_seed(pair, untrained_file, config):
 
     assert len(seed_trace) == 60  # the seed's `while run <= 40` overshoots by one LBFGS step...
     assert len(ours.history) == 40  # ...we stop at exactly `steps` evaluations
-    for (seed_style, seed_content), record in zip(seed_trace, ours.history):
-        assert record.style == pytest.approx(seed_style, rel=1e-5)
-        assert record.content == pytest.approx(seed_content, rel=1e-5)
+    pairs = list(zip(seed_trace, ours.history))
+    for (seed_style, seed_content), record in pairs if exact else pairs[:1]:
+        assert record.style == pytest.approx(seed_style, rel=1e-5 if exact else 1e-4)
+        assert record.content == pytest.approx(seed_content, rel=1e-5 if exact else 1e-4)
+    for (seed_style, seed_content), record in pairs[:10]:
+        assert record.total == pytest.approx(seed_style + seed_content, rel=2e-2)
 
 
 def test_default_config_is_the_seed_recipe():
