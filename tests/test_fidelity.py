@@ -51,10 +51,10 @@ def test_first_evaluations_match_the_seed(pair, untrained_file, config, exact):
     assert len(seed_trace) == 60  # the seed's `while run <= 40` overshoots by one LBFGS step...
     assert len(ours.history) == 40  # ...we stop at exactly `steps` evaluations
     pairs = list(zip(seed_trace, ours.history))
-    for (seed_style, seed_content), record in pairs if exact else pairs[:1]:
+    for (seed_style, seed_content, _), record in pairs if exact else pairs[:1]:
         assert record.style == pytest.approx(seed_style, rel=1e-5 if exact else 1e-4)
         assert record.content == pytest.approx(seed_content, rel=1e-5 if exact else 1e-4)
-    for (seed_style, seed_content), record in pairs[:10]:
+    for (seed_style, seed_content, _), record in pairs[:10]:
         assert record.total == pytest.approx(seed_style + seed_content, rel=2e-2)
 
 

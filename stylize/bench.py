@@ -1,0 +1,335 @@
+"""``stylize bench``: our evaluation against the seed's, interleaved in one process, on the same weights and images.
+
+For each device and size it reports setup time, time per closure evaluation (forward + losses + backward;
+median/min/max over ``repeat`` runs after a warm-up), achieved GFLOP/s from an analytic FLOP count, that as
+a percentage of the machine's conv peak (measured by a short microbenchmark in the same run), and the peak
+memory an evaluation adds. ``quality`` adds time-to-quality: the best loss the seed's LBFGS loop reaches in
+300 evaluations, and how long ours takes to reach it.
+
+Timings alternate ours/seed/ours/seed... so that a noisy machine slows both alike; ratios are of medians.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import gc
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import baseline, devices, features, fused, images
+from .config import Config
+from .errors import StylizeError
+from .optimize import evaluate
+from .transfer import demo_pair, run
+from .weights import load_features
+
+DEVICES = ("cpu", "cuda", "dlp-sim")
+QUALITY_EVALS = 300
+
+
+@dataclass
+class Timing:
+    setup_s: float
+    eval_s: list[float]  # one per repeat
+    peak_bytes: int | None  # memory one evaluation adds on top of what was resident before it
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.eval_s)
+
+
+@dataclass
+class SizeResult:
+    device: str
+    size: int
+    width: int
+    height: int
+    gflop: float  # per evaluation (analytic)
+    ours: Timing | None = None
+    seed: Timing | None = None
+    quality: dict[str, Any] | None = None
+    error: str | None = None  # "not available: ..." for a device that is not there
+
+    @property
+    def speedup(self) -> float | None:
+        return self.seed.median_s / self.ours.median_s if self.ours and self.seed else None
+
+
+@dataclass
+class BenchResult:
+    machine: dict[str, Any]
+    config: str
+    weights: str
+    rows: list[SizeResult] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        rows = []
+        for r in self.rows:
+            row = dataclasses.asdict(r)
+            for impl in ("ours", "seed"):
+                if getattr(r, impl):
+                    row[impl]["median_s"] = getattr(r, impl).median_s
+                    row[impl]["gflops"] = r.gflop / getattr(r, impl).median_s
+            row["speedup"] = r.speedup
+            rows.append(row)
+        return {"machine": self.machine, "config": self.config, "weights": self.weights, "rows": rows}
+
+
+# ---- FLOPs and the machine's peak ------------------------------------------------------------------
+
+
+def flops_per_eval(height: int, width: int, content_layers, style_layers) -> float:
+    """Multiply-adds x 2 of one evaluation, counted for the least work the algorithm needs.
+
+    Each conv up to the cut: forward ``2*Cin*Cout*9*H*W`` and the same again for its input gradient (the
+    weights are frozen: no weight gradient). Each style tap: ``2*C^2*H*W`` for the Gram matrix and the same
+    for its backward. Elementwise work is not counted. Both implementations are measured against this count.
+    """
+    cut = features.last_tap(content_layers, style_layers)
+    taps = {features.layer(n).index for n in style_layers}
+    total, in_ch = 0.0, 3
+    for entry in features.LAYERS[: cut + 1]:
+        pixels = (height // 2**entry.pools_before) * (width // 2**entry.pools_before)
+        if entry.kind == "conv":
+            total += 2 * (2 * in_ch * entry.channels * 9 * pixels)
+            in_ch = entry.channels
+        if entry.index in taps:
+            total += 2 * (2 * entry.channels**2 * pixels)
+    return total
+
+
+def conv_peak_gflops(device: torch.device, seconds: float = 0.5) -> float:
+    """GFLOP/s of one 3x3 conv (64 -> 64 channels, 128x128 px, channels_last): this machine's direct-conv peak."""
+    x = torch.randn(1, 64, 128, 128, device=device).contiguous(memory_format=torch.channels_last)
+    conv = nn.Conv2d(64, 64, 3, padding=1).to(device).to(memory_format=torch.channels_last)
+    flop = 2 * 64 * 64 * 9 * 128 * 128
+    with torch.no_grad():
+        conv(x)
+        _sync(device)
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds or n < 3:
+            conv(x)
+            n += 1
+        _sync(device)
+    return flop * n / (time.perf_counter() - start) / 1e9
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---- memory -------------------------------------------------------------------------------------------
+
+
+def _status_kib(field_name: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    raise KeyError(field_name)
+
+
+@contextlib.contextmanager
+def peak_memory(device: torch.device) -> Iterator[list[int | None]]:
+    """Yields a one-element list that holds, on exit, the peak bytes the block added on ``device``.
+
+    CUDA: ``max_memory_allocated``. CPU: the process's peak RSS (VmHWM), reset first through
+    ``/proc/self/clear_refs`` after returning freed heap to the OS; None where Linux does not allow it.
+    """
+    out: list[int | None] = [None]
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        yield out
+        torch.cuda.synchronize(device)
+        out[0] = torch.cuda.max_memory_allocated(device) - before
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        before = _status_kib("VmRSS")
+    except (OSError, KeyError):
+        yield out
+        return
+    yield out
+    out[0] = (_status_kib("VmHWM") - before) * 1024
+
+
+# ---- one device, one size ------------------------------------------------------------------------------
+
+
+def _images(size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    content_path, style_path = demo_pair()
+    content = images.load_image(content_path)
+    width, height = images.shorter_edge_size(content.width, content.height, size)
+    return (images.to_tensor(images.resize_shorter(content, size)).to(device),
+            images.to_tensor(images.resize_cover(images.load_image(style_path), width, height)).to(device))
+
+
+def _noise(like: torch.Tensor, seed: int) -> torch.Tensor:
+    return torch.randn(like.shape, generator=torch.Generator().manual_seed(seed)).to(like.device)
+
+
+class _Ours:
+    """Our path as ``run`` builds it: the style model fused (unless ``exact``) and ``optimize.evaluate``."""
+
+    def __init__(self, net, content, style, cfg: Config):
+        start = time.perf_counter()
+        model, self.cl, self.sl = features.build_style_model(net, content, style, cfg.content_layers, cfg.style_layers)
+        self.model = model if cfg.exact else fused.fuse(model)
+        self.setup_s = time.perf_counter() - start
+        self.image = _noise(content, cfg.seed).requires_grad_(True)
+        self.model.requires_grad_(False)
+        self.cfg = cfg
+
+    def __call__(self) -> float:
+        c, s = evaluate(self.model, self.cl, self.sl, self.image, self.cfg.style_weight, self.cfg.content_weight)
+        loss = c + s
+        loss.backward()
+        return loss.item()
+
+
+class _Seed:
+    """The seed's code (``stylize.baseline``) on the same network, images and noise."""
+
+    def __init__(self, net, content, style, cfg: Config):
+        device = content.device
+        mean, std = (torch.tensor(v, device=device) for v in (features.IMAGENET_MEAN, features.IMAGENET_STD))
+        start = time.perf_counter()
+        # The seed's loss modules carry no per-layer weights: bench uses configs whose layers weigh 1.0 each,
+        # or folds a common weight into style_weight (checked in bench()).
+        self.model, self.sl, self.cl = baseline.get_style_model_and_losses(
+            net, mean, std, style, content, list(cfg.content_layers), list(cfg.style_layers))
+        self.setup_s = time.perf_counter() - start
+        self.image = _noise(content, cfg.seed).requires_grad_(True)
+        self.model.requires_grad_(False)
+        self.optimizer = torch.optim.LBFGS([self.image])
+        self.weights = _seed_weights(cfg)
+
+    def __call__(self) -> float:
+        s, c = baseline.evaluate(self.model, self.sl, self.cl, self.image, self.optimizer, *self.weights)
+        return (s + c).item()
+
+
+def _seed_weights(cfg: Config) -> tuple[float, float]:
+    """(style_weight, content_weight) for the seed's code, with a common per-layer weight folded in."""
+    style = set(cfg.style_layers.values()) or {1.0}
+    content = set(cfg.content_layers.values()) or {1.0}
+    if len(style) > 1 or len(content) > 1:
+        raise StylizeError("bench: the seed's code has one weight for all style layers and one for all content "
+                           "layers; use a config whose layers share their weight (like default or gatys).")
+    return cfg.style_weight * style.pop(), cfg.content_weight * content.pop()
+
+
+def bench_size(device: torch.device, size: int, cfg: Config, net: nn.Module, repeat: int,
+               quality: bool = False) -> SizeResult:
+    content, style = _images(size, device)
+    _, _, height, width = content.shape
+    result = SizeResult(str(device), size, width, height,
+                        flops_per_eval(height, width, cfg.content_layers, cfg.style_layers) / 1e9)
+    ours, seed = _Ours(net, content, style, cfg), _Seed(net, content, style, cfg)
+    first_ours, first_seed = ours(), seed()  # warm-up (and the two losses must agree)
+    if abs(first_ours - first_seed) > 1e-3 * abs(first_seed):
+        raise StylizeError(f"bench: our loss {first_ours:.6g} differs from the seed's {first_seed:.6g}; this is a bug.")
+    times: dict[str, list[float]] = {"ours": [], "seed": []}
+    for _ in range(repeat):
+        for name, impl in (("ours", ours), ("seed", seed)):
+            _sync(device)
+            start = time.perf_counter()
+            impl()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    peaks = {}
+    for name, impl in (("ours", ours), ("seed", seed)):
+        impl.image.grad = None
+        with peak_memory(device) as peak:
+            impl()
+        peaks[name] = peak[0]
+    result.ours = Timing(ours.setup_s, times["ours"], peaks["ours"])
+    result.seed = Timing(seed.setup_s, times["seed"], peaks["seed"])
+    del ours, seed
+    if quality:
+        result.quality = time_to_quality(device, size, cfg, net, content, style)
+    return result
+
+
+class _Reached(Exception):
+    pass
+
+
+def time_to_quality(device: torch.device, size: int, cfg: Config, net: nn.Module,
+                    content: torch.Tensor, style: torch.Tensor) -> dict[str, Any]:
+    """The seed's full loop for 300 evaluations (its best loss is the target), then ours until it gets there.
+
+    Both times include setup (targets). Ours runs ``stylize run``'s own pipeline with ``cfg``.
+    """
+    start = time.perf_counter()
+    seed_image = _noise(content, cfg.seed)
+    style_weight, content_weight = _seed_weights(cfg)
+    _, trace = baseline.run_style_transfer(net, content, style, seed_image, QUALITY_EVALS, list(cfg.content_layers),
+                                           list(cfg.style_layers), style_weight, content_weight)
+    trace = trace[:QUALITY_EVALS]
+    totals = [s + c for s, c, _ in trace]
+    target = min(totals)
+    seed_s = trace[-1][2] - start  # setup + 300 evaluations
+
+    # Ours: `stylize run`'s pipeline on the same images and weights; its time is the setup (targets, fusing)
+    # plus the optimization up to the first evaluation at or below the target.
+    setup_s = _Ours(net, content, style, cfg).setup_s
+    reached: dict[str, float] = {}
+
+    def watch(record) -> None:
+        if record.total <= target:
+            reached.update(seconds=setup_s + record.seconds, step=record.step)
+            raise _Reached
+
+    content_path, style_path = demo_pair()
+    ours_cfg = dataclasses.replace(cfg, content=str(content_path), style=str(style_path), size=size,
+                                   device=str(device), steps=10 * QUALITY_EVALS)
+    with contextlib.suppress(_Reached):
+        run(ours_cfg, on_step=watch, write=False)
+    return {"evals": QUALITY_EVALS, "target_loss": target, "seed_final_loss": totals[-1],
+            "seed_best_at_eval": totals.index(target) + 1, "seed_s": seed_s,
+            "ours_s": reached.get("seconds"), "ours_evals": reached.get("step"),
+            "speedup": seed_s / reached["seconds"] if reached else None}
+
+
+def bench(device_names: list[str], sizes: list[int], cfg: Config, config_name: str, repeat: int = 5,
+          quality: bool = False, on_row=None) -> BenchResult:
+    """Run the benchmark; ``on_row`` is called with each finished :class:`SizeResult`."""
+    _seed_weights(cfg)  # refuse per-layer weights before any work
+    cut = features.last_tap(cfg.content_layers, cfg.style_layers)
+    net, info = load_features(cfg.weights, cut)
+    names = list(DEVICES) if device_names == ["all"] else device_names
+    result = BenchResult(machine={}, config=config_name, weights=str(info))
+    for name in names:
+        try:
+            device = devices.resolve(name)
+        except StylizeError as e:
+            for size in sizes:
+                row = SizeResult(name, size, 0, 0, 0.0, error=f"not available: {e}")
+                result.rows.append(row)
+                if on_row:
+                    on_row(row)
+            continue
+        result.machine[str(device)] = {"description": devices.describe(device),
+                                       "conv_peak_gflops": conv_peak_gflops(device),
+                                       "threads": torch.get_num_threads()}
+        device_net = net.to(device).eval()
+        for size in sizes:
+            row = bench_size(device, size, cfg, device_net, repeat, quality)
+            result.rows.append(row)
+            if on_row:
+                on_row(row)
+    return result
