@@ -152,12 +152,15 @@ FREE = {  # views, metadata and allocation: no data moves, no kernel
         aten.empty, aten.empty_strided, aten.unfold}
 TRANSFERS: dict = {aten._to_copy: _to_copy, aten.copy_: _copy_, aten._local_scalar_dense: _item}
 
-ELEMENTWISE = ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "neg", "neg_", "reciprocal", "pow", "pow_",
-               "clamp", "clamp_", "clamp_min", "clamp_max", "relu", "relu_", "threshold_backward", "abs", "sqrt",
-               "rsqrt", "exp", "log", "sign", "gt", "lt", "ge", "le", "eq", "ne", "where", "maximum", "minimum",
-               "fill_", "zero_", "ones_like", "zeros_like", "full_like", "clone", "lerp_", "addcmul_", "addcdiv_",
-               "isnan", "isinf", "logical_not", "logical_and", "logical_or", "masked_fill_", "_to_copy_dtype",
-               "cat", "stack", "max", "min", "amax", "any", "all", "square", "mse_loss_backward", "sigmoid", "tanh")
+ELEMENTWISE = (  # aten ops the vector unit runs as they are (the in-place forms included)
+    "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "neg", "neg_", "reciprocal", "pow", "pow_", "square",
+    "clamp", "clamp_", "clamp_min", "clamp_max", "relu", "relu_", "threshold_backward", "abs", "sqrt", "rsqrt",
+    "exp", "log", "sign", "sigmoid", "tanh", "maximum", "minimum", "where", "masked_fill_", "lerp_", "addcmul_",
+    "addcdiv_", "gt", "lt", "ge", "le", "eq", "ne", "isnan", "isinf", "logical_not", "logical_and", "logical_and_",
+    "logical_or", "logical_or_", "bitwise_and", "bitwise_and_", "fill_", "zero_", "ones_like", "zeros_like",
+    "full_like", "new_zeros", "new_ones", "new_full", "clone", "cat", "stack", "max", "min", "amax", "any", "all",
+    "mse_loss_backward",
+)
 
 
 def _named(name: str) -> Callable:

@@ -9,7 +9,7 @@ then the epilogue (scale, or the MSE against a target) runs and the padding is c
 The fused style loss is the teaching example of fusion: ``gram_mse(F, T) = mean((F Fᵀ / n - T)²)`` computes
 each Gram tile, subtracts the target tile and reduces the squares while the tile is still on chip: the Gram
 matrix is never written to DRAM; only the residual ``R = G - T`` is (the backward needs it):
-``dL/dF = (4 / (C² n)) · R F`` — one more matmul.
+``dL/dF = (2 / (C² n)) · (R + Rᵀ) F`` — one more matmul.
 """
 
 from __future__ import annotations
@@ -128,8 +128,9 @@ def gram_mse(features: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor
 
 
 def gram_mse_backward(grad: torch.Tensor, features: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-    """d/dF of ``gram_mse``: ``grad · 4 / (C² n) · R F`` with R = G - T symmetric (one matmul)."""
+    """d/dF of ``gram_mse``: ``grad · 2 / (C² n) · (R + Rᵀ) F`` with R = G - T (one matmul; R is symmetric
+    when the target is a Gram matrix, but any target is handled)."""
     f = _rows(features)
-    scale = 4.0 / (residual.numel() * features.numel())
-    r = residual * grad  # the incoming scalar gradient folded into R (vector unit)
+    scale = 2.0 / (residual.numel() * features.numel())
+    r = (residual + residual.t()) * grad  # the incoming scalar gradient folded in (vector unit)
     return matmul(r, f, ("gradient", "activation"), scale, name="gram_mse.backward").reshape(features.shape)
