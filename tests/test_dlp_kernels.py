@@ -76,6 +76,22 @@ def test_conv_forward_and_input_grad_match_torch(spec, shape):
     assert dict(profile.fallbacks) == {}
 
 
+def test_fp32_kernels_are_as_accurate_as_the_cpu():
+    """Against float64: the tiled conv and the blocked Gram err no more than torch's own fp32 kernels (x2)."""
+    dlp.configure("textbook")
+    gen = torch.Generator().manual_seed(5)
+    x, w = torch.rand(1, 32, 40, 44, generator=gen), torch.randn(48, 32, 3, 3, generator=gen) * 0.05
+
+    def err(a, exact):
+        return float((a.cpu().double() - exact).norm() / exact.norm())
+
+    exact = F.conv2d(x.double(), w.double(), padding=1)
+    assert err(F.conv2d(dev(x), dev(w), padding=1), exact) <= 2 * err(F.conv2d(x, w, padding=1), exact) + 1e-9
+    f = x.reshape(32, -1)
+    exact = f.double() @ f.double().t() / x.numel()
+    assert err(torch.ops.dlp.gram(dev(x)), exact) <= 2 * err(f @ f.t() / x.numel(), exact) + 1e-9
+
+
 def test_tiny_spec_really_tiles():
     """The conv test above is only worth something if the tiny spec cuts the work into many tiles with
     remainders and input-channel blocks."""

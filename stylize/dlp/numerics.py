@@ -1,4 +1,4 @@
-"""Numerics modes of the simulated DLP: what the matrix and vector units see.
+"""Numerics modes of the simulated DLP: what the matrix unit (conv, matmul, Gram) sees.
 
 - ``fp32``: values pass unchanged (results equal the CPU's up to summation order).
 - ``fp16``: operands are stored in half precision (rounded on the way in), products of two halves are exact
@@ -7,8 +7,12 @@
   ``q`` an int8 (weights and activations) or an int16 (gradients), ``pos`` the smallest that holds the
   tensor's largest magnitude. This is the seed's adaptive bit-width table (neurons/weights int8, gradients
   int16). Products of two fixed-point numbers and their sums are exact in the int32 accumulator (and in our fp32
-  simulation of it for the sizes here), so the only errors are the roundings of the operands. The vector
-  unit (pooling, elementwise, reductions) works in fp32 in this mode.
+  simulation of it for the sizes here), so the only errors are the roundings of the operands; results are
+  written back in fp32.
+
+In every mode the vector unit (pooling, elementwise ops, reductions, and with them the optimizer's vector
+arithmetic) works in fp32, as mixed-precision training keeps master values in fp32: LBFGS's ``1 / yᵀs`` would
+overflow half precision (max 65504) within a few steps.
 
 Error bounds (tests hold the kernels to them): an operand rounded to ``bits`` has absolute error at most
 ``2^pos / 2``; fp16 rounding has relative error at most ``2^-11``.

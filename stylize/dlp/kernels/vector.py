@@ -1,4 +1,4 @@
-"""The vector unit: elementwise ops, reductions and pooling, streamed through NRAM.
+"""The vector unit: elementwise ops, reductions and pooling, streamed through NRAM, in fp32 in every mode.
 
 Elementwise ops and pooling (2x2 windows never straddle a tile: tiles hold whole rows of windows) give the
 same values however they are tiled, so they run whole and are priced per NRAM tile. Reductions are where
@@ -24,19 +24,14 @@ def _numel(x) -> int:
 
 
 def elementwise(func, args, kwargs, name: str):
-    """Run one aten elementwise op on the vector unit (fp16 mode: the result is stored in half)."""
+    """Run one aten elementwise op on the vector unit (fp32 in every mode: see numerics)."""
     started = time.perf_counter()
     rt = runtime.current()
     out = func(*args, **kwargs)
     outs = out if isinstance(out, (tuple, list)) else (out,)
     numel_in = sum(_numel(a) for a in args) + sum(_numel(v) for v in kwargs.values())
     numel_out = sum(_numel(o) for o in outs)
-    if rt.mode == "fp16":
-        for o in outs:
-            if isinstance(o, torch.Tensor) and o.is_floating_point():
-                o.copy_(numerics.half(o))
-    b = 2 if rt.mode == "fp16" else 4
-    runtime.record(name, streaming(numel_in, numel_out, max(numel_out, numel_in), rt.spec, rt.mode, b), started)
+    runtime.record(name, streaming(numel_in, numel_out, max(numel_out, numel_in), rt.spec, rt.mode, 4), started)
     return out
 
 
@@ -93,8 +88,6 @@ def pool(func, args, kwargs, name: str, index_bytes: int = 1):
     b = numerics.store_bytes(rt.mode)
     numel_in = sum(_numel(a) for a in args if isinstance(a, torch.Tensor) and a.is_floating_point())
     numel_out = _numel(outs[0])
-    if rt.mode == "fp16":
-        outs[0].copy_(numerics.half(outs[0]))
     groups = streaming(numel_in, numel_out, max(numel_in, numel_out), rt.spec, rt.mode, b)
     if len(outs) > 1:  # indices of max_pool2d_with_indices: one byte each
         groups.append(TileGroup(1, bytes_out=numel_out * index_bytes, dmas=0))
