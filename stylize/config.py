@@ -159,11 +159,13 @@ def _validate_dlp(cfg: dict[str, Any]) -> None:
     from .dlp import spec as dlp_spec
 
     if not isinstance(cfg["dlp_spec"], str) or not cfg["dlp_spec"]:
-        raise _fail("dlp_spec", f"expected a spec name ({', '.join(dlp_spec.bundled())}) or a YAML file, got {cfg['dlp_spec']!r}")
+        names = ", ".join(dlp_spec.bundled())
+        raise _fail("dlp_spec", f"expected a spec name ({names}) or a YAML file, got {cfg['dlp_spec']!r}")
     dlp_spec.load(cfg["dlp_spec"])  # a bad spec fails here, before anything runs
     mode = cfg["dlp_mode"].lower() if isinstance(cfg["dlp_mode"], str) else cfg["dlp_mode"]
     if mode not in dlp_spec.MODES:
-        raise _fail("dlp_mode", f"unknown mode {mode!r}.{did_you_mean(str(mode), dlp_spec.MODES)} Allowed: {', '.join(dlp_spec.MODES)}")
+        hint = did_you_mean(str(mode), dlp_spec.MODES)
+        raise _fail("dlp_mode", f"unknown mode {mode!r}.{hint} Allowed: {', '.join(dlp_spec.MODES)}")
     cfg["dlp_mode"] = mode
     profile = cfg["profile"]
     if isinstance(profile, str) and profile.lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
@@ -171,7 +173,8 @@ def _validate_dlp(cfg: dict[str, Any]) -> None:
     if not isinstance(profile, bool):
         raise _fail("profile", f"expected true or false, got {profile!r}")
     if profile and cfg["device"] != "dlp-sim":
-        raise _fail("profile", f"the device profile needs --device dlp-sim (device is {cfg['device']!r}). Add --device dlp-sim or drop --profile.")
+        raise _fail("profile", f"the device profile needs --device dlp-sim (device is {cfg['device']!r}). "
+                               "Add --device dlp-sim or drop --profile.")
     cfg["profile"] = profile
 
 
