@@ -2,9 +2,9 @@
 
 ``C = A @ B`` with A (M, K), B (K, N): the output is cut into ``bm x bn`` tiles that stay in NRAM as fp32
 accumulators; K is walked in blocks of ``bk``: an A block (bm x bk) in NRAM, a B block (bk x bn) in WRAM. We
-execute these blocks: A and B are zero-padded to whole blocks and reshaped into the block grid, one batched
-contraction gives every (tile, K-block) partial product, the partials are summed over the K blocks in fp32,
-then the epilogue (scale, or the MSE against a target) runs and the padding is cut away.
+execute the K blocks, which decide the rounding: one batched matmul gives every full K block's partial product
+(the blocks are read in place), one more the remainder block's, and the partials are summed in fp32; then the
+epilogue (scale, or the MSE against a target) runs. The output tiles are priced but computed together: they cannot change a value.
 
 The fused style loss is the teaching example of fusion: ``gram_mse(F, T) = mean((F Fᵀ / n - T)²)`` computes
 each Gram tile, subtracts the target tile and reduces the squares while the tile is still on chip: the Gram
@@ -60,18 +60,22 @@ def tile_groups(m: int, n: int, k: int, p: MatmulPlan, a_b: int, b_b: int, out_b
             for (tm, cm), (tn, cn) in itertools.product(_splits(m, p.bm), _splits(n, p.bn))]
 
 
-def _blocked(a: torch.Tensor, b: torch.Tensor, p: MatmulPlan) -> torch.Tensor:
-    """A @ B block by block (fp32 accumulation over K blocks); returns the padded (Mp, Np) result."""
+def _blocked(a: torch.Tensor, b: torch.Tensor | None, bk: int) -> torch.Tensor:
+    """A @ B (B = Aᵀ when None) with K walked in blocks of ``bk``: each block's partial product is computed
+    (one batched matmul over the full blocks, read in place; one more for the remainder block) and the
+    partials are summed in fp32, as the tiles accumulate on chip."""
+    b = a.t() if b is None else b
     m, k = a.shape
-    n = b.shape[1]
-    nm, nn, nk = math.ceil(m / p.bm), math.ceil(n / p.bn), math.ceil(k / p.bk)
-    ap = torch.zeros((nm * p.bm, nk * p.bk), dtype=a.dtype)
-    ap[:m, :k] = a
-    bp = torch.zeros((nk * p.bk, nn * p.bn), dtype=b.dtype)
-    bp[:k, :n] = b
-    # (nk, Mp, bk) @ (nk, bk, Np): every tile's partial product for each K block, then the K-block sum.
-    partial = torch.bmm(ap.view(-1, nk, p.bk).transpose(0, 1), bp.view(nk, p.bk, -1))
-    return partial.sum(0)
+    nk, rest = divmod(k, bk)
+    if nk <= 1 and rest == 0 or nk == 0:
+        return a @ b
+    full = nk * bk
+    blocks_a = a[:, :full].unflatten(1, (nk, bk)).transpose(0, 1)  # (nk, M, bk): views, no copy
+    blocks_b = b[:full].unflatten(0, (nk, bk))  # (nk, bk, N)
+    out = torch.bmm(blocks_a, blocks_b).sum(0)
+    if rest:
+        out += a[:, full:] @ b[full:]  # the remainder block
+    return out
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor, roles: tuple[str, str] = ("activation", "weight"),
@@ -83,10 +87,10 @@ def matmul(a: torch.Tensor, b: torch.Tensor, roles: tuple[str, str] = ("activati
     m, k = a.shape
     n = b.shape[1]
     p = plan(m, n, k, rt.spec.nram_bytes, rt.spec.wram_bytes, a_b, b_b)
-    c = _blocked(numerics.operand(a, rt.mode, roles[0]), numerics.operand(b, rt.mode, roles[1]), p)[:m, :n]
-    if scale != 1.0:
-        c = c * scale
-    c = numerics.store(c.contiguous(), rt.mode)
+    c = _blocked(numerics.operand(a, rt.mode, roles[0]), numerics.operand(b, rt.mode, roles[1]), p.bk)
+    if scale != 1.0:  # the epilogue
+        c = c.mul_(scale)
+    c = numerics.store(c, rt.mode)
     runtime.record(name, tile_groups(m, n, k, p, a_b, b_b, numerics.store_bytes(rt.mode)), started)
     return c
 
@@ -98,15 +102,22 @@ def _rows(features: torch.Tensor) -> torch.Tensor:
 
 def gram(features: torch.Tensor) -> torch.Tensor:
     """``F Fᵀ / (a·b·c·d)`` of (a, b, c, d) features: the seed's ``gram_matrix`` as one kernel."""
+    started = time.perf_counter()
+    rt = runtime.current()
     f = _rows(features)
-    return matmul(f, f.t(), ("activation", "activation"), 1.0 / features.numel(), name="gram")
+    m, k = f.shape
+    a_b = numerics.element_bytes(rt.mode, "activation")
+    p = plan(m, m, k, rt.spec.nram_bytes, rt.spec.wram_bytes, a_b, a_b)
+    g = _blocked(numerics.operand(f, rt.mode, "activation"), None, p.bk) / features.numel()
+    runtime.record("gram", tile_groups(m, m, k, p, a_b, a_b, numerics.store_bytes(rt.mode)), started)
+    return numerics.store(g, rt.mode)
 
 
 def gram_backward(grad: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """d/dF of ``gram``: ``(dG + dGᵀ) F / n`` — one matmul."""
     f = _rows(features)
-    dg = grad + grad.t()  # (a*b, a*b); the vector unit's share
-    return matmul(dg, f, ("gradient", "activation"), 1.0 / features.numel(), name="gram.backward").reshape(features.shape)
+    dg = (grad + grad.t()) / features.numel()  # (a*b, a*b): the vector unit's share, scale included
+    return matmul(dg, f, ("gradient", "activation"), name="gram.backward").reshape(features.shape)
 
 
 def gram_mse(features: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,8 +128,7 @@ def gram_mse(features: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor
     m, k = f.shape
     a_b = numerics.element_bytes(rt.mode, "activation")
     p = plan(m, m, k, rt.spec.nram_bytes, rt.spec.wram_bytes, a_b, a_b)
-    fq = numerics.operand(f, rt.mode, "activation")
-    g = _blocked(fq, fq.t(), p)[:m, :m] / features.numel()
+    g = _blocked(numerics.operand(f, rt.mode, "activation"), None, p.bk) / features.numel()
     residual = numerics.store(g - target, rt.mode).contiguous()  # epilogue: G - T, squared and summed on chip
     loss = (residual * residual).sum() / residual.numel()
     # Per tile: the target tile in (fp32), the residual tile out, one partial sum out; 3 vector ops per element.
@@ -132,5 +142,5 @@ def gram_mse_backward(grad: torch.Tensor, features: torch.Tensor, residual: torc
     when the target is a Gram matrix, but any target is handled)."""
     f = _rows(features)
     scale = 2.0 / (residual.numel() * features.numel())
-    r = (residual + residual.t()) * grad  # the incoming scalar gradient folded in (vector unit)
-    return matmul(r, f, ("gradient", "activation"), scale, name="gram_mse.backward").reshape(features.shape)
+    r = (residual + residual.t()) * (grad * scale)  # (C, C): the vector unit folds the scale and incoming gradient in
+    return matmul(r, f, ("gradient", "activation"), name="gram_mse.backward").reshape(features.shape)
