@@ -151,6 +151,7 @@ class _Progress:
              "  stylize run                                  # the bundled demo pair\n\n"
              "  stylize run photo.jpg painting.jpg -o out.png --size 256 --steps 200\n\n"
              "  stylize run photo.jpg painting.jpg -c configs/gatys.yaml --set style_weight=1e5\n\n"
+             "  stylize run --device dlp-sim --dlp-spec mlu270 --dlp-mode int8 --profile   # the simulated DLP\n\n"
              "  stylize run --print-config -c gatys          # show the resolved config")
 def run(
     content: Annotated[Optional[Path], typer.Argument(help="Content image (default: the bundled demo).", show_default=False)] = None,
@@ -165,13 +166,17 @@ def run(
     seed: Annotated[Optional[int], typer.Option(help=_help("Seed of the noise init.", "seed"), show_default=False)] = None,
     style_weight: Annotated[Optional[float], typer.Option(help=_help("Style loss weight.", "style_weight"), show_default=False)] = None,
     content_weight: Annotated[Optional[float], typer.Option(help=_help("Content loss weight.", "content_weight"), show_default=False)] = None,
+    dlp_spec: Annotated[Optional[str], typer.Option(help=_help("dlp-sim device spec: textbook | mlu270 | PATH to a spec YAML.", "dlp_spec"), show_default=False)] = None,
+    dlp_mode: Annotated[Optional[str], typer.Option(help=_help("dlp-sim numerics: fp32 | fp16 | int8.", "dlp_mode"), show_default=False)] = None,
+    profile: Annotated[Optional[bool], typer.Option("--profile", help="dlp-sim: print the per-op device profile and write <stem>.dlp-profile.json.", show_default=False)] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info; warnings and errors only.")] = False,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")] = False,
 ) -> None:
     """Stylize CONTENT with STYLE: writes the image, <stem>.losses.csv, <stem>.run.json and <stem>.loss.png."""
     flags = {"content": content, "style": style, "output": output, "size": size, "steps": steps, "device": device,
-             "weights": weights_, "init": init, "seed": seed, "style_weight": style_weight, "content_weight": content_weight}
+             "weights": weights_, "init": init, "seed": seed, "style_weight": style_weight, "content_weight": content_weight,
+             "dlp_spec": dlp_spec, "dlp_mode": dlp_mode, "profile": profile}
     cfg = build_config(config, set_ or (), {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()})
     if print_config:
         print(to_yaml(cfg), end="")
@@ -201,6 +206,8 @@ def run(
         console.print(f"[yellow]interrupted at step {len(result.history)}: the image so far and the logs were written.[/]")
     elif result.status != "completed":
         console.print(f"status: {result.status} after {len(result.history)} steps (see {result.paths['json']})")
+    if cfg.profile and result.profile is not None and not quiet:
+        console.print(result.profile.table(), soft_wrap=True, markup=False, highlight=False)
     print(result.paths["image"])
     if result.interrupted:
         raise typer.Exit(130)

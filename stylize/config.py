@@ -53,6 +53,9 @@ class Config:
     lbfgs_history: int = 100  # LBFGS history size (torch default, as in the seed)
     log_every: int = 50  # print losses every N steps (the seed prints every 50)
     exact: bool = False  # true: run the seed's unfused graph (bit-for-bit the tutorial, ~2x slower on CPU)
+    dlp_spec: str = "textbook"  # dlp-sim only: a bundled device spec (textbook, mlu270) or a spec YAML file
+    dlp_mode: str = "fp32"  # dlp-sim only: numerics fp32 | fp16 | int8 (int8 weights/activations, int16 gradients)
+    profile: bool = False  # dlp-sim only: print the per-op device profile and write <stem>.dlp-profile.json
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
@@ -156,11 +159,31 @@ def _validate(raw: dict[str, Any]) -> Config:
         raise _fail("device", f"unknown device {device!r}.{did_you_mean(str(device), DEVICES)} Allowed: {', '.join(DEVICES)}, cuda:N")
     cfg["weights"] = _choice_or_path("weights", cfg["weights"], WEIGHTS)
     cfg["init"] = _choice_or_path("init", cfg["init"], INITS)
+    _validate_dlp(cfg)
     cfg["style_layers"] = _layer_weights("style_layers", cfg["style_layers"])
     cfg["content_layers"] = _layer_weights("content_layers", cfg["content_layers"])
     if not cfg["style_layers"] and not cfg["content_layers"]:
         raise _fail("style_layers", "no style or content layers: name at least one layer, e.g. style_layers: [conv_1]")
     return Config(**cfg)
+
+
+def _validate_dlp(cfg: dict[str, Any]) -> None:
+    from .dlp import spec as dlp_spec
+
+    if not isinstance(cfg["dlp_spec"], str) or not cfg["dlp_spec"]:
+        names = ", ".join(dlp_spec.bundled())
+        raise _fail("dlp_spec", f"expected a spec name ({names}) or a YAML file, got {cfg['dlp_spec']!r}")
+    dlp_spec.load(cfg["dlp_spec"])  # a bad spec fails here, before anything runs
+    mode = cfg["dlp_mode"].lower() if isinstance(cfg["dlp_mode"], str) else cfg["dlp_mode"]
+    if mode not in dlp_spec.MODES:
+        hint = did_you_mean(str(mode), dlp_spec.MODES)
+        raise _fail("dlp_mode", f"unknown mode {mode!r}.{hint} Allowed: {', '.join(dlp_spec.MODES)}")
+    cfg["dlp_mode"] = mode
+    profile = _bool("profile", cfg["profile"])
+    if profile and cfg["device"] != "dlp-sim":
+        raise _fail("profile", f"the device profile needs --device dlp-sim (device is {cfg['device']!r}). "
+                               "Add --device dlp-sim or drop --profile.")
+    cfg["profile"] = profile
 
 
 def _check_keys(data: Mapping[str, Any], where: str) -> None:

@@ -15,7 +15,9 @@ def resolve(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "dlp-sim":
-        raise StylizeError("device 'dlp-sim' is not available yet (the simulated DLP is still being built). Use --device cpu.")
+        from . import dlp  # registers the simulated deep-learning processor as torch.device("dlp")
+
+        return dlp.DEVICE
     if name.startswith("cuda") and not torch.cuda.is_available():
         why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
         raise StylizeError(f"device '{name}' is not available: {why}. Use --device cpu (or auto).")
@@ -30,6 +32,11 @@ def resolve(name: str) -> torch.device:
 def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "dlp":
+        from . import dlp
+
+        rt = dlp.current()
+        return f"dlp-sim ({rt.spec.name} spec, {rt.mode})"
     return f"cpu ({torch.get_num_threads()} threads)"
 
 

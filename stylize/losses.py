@@ -17,6 +17,8 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     Returns:
         (a*b, a*b) tensor ``F F^T / (a*b*c*d)`` with ``F`` the features reshaped to (a*b, c*d).
     """
+    if features.device.type == "dlp":  # the simulated DLP's fused kernel (stylize/dlp/ops.py)
+        return torch.ops.dlp.gram(features)
     a, b, c, d = features.size()
     f = features.reshape(a * b, c * d)  # (a*b, c*d)
     return torch.mm(f, f.t()).div(a * b * c * d)
@@ -29,6 +31,8 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
     """Mean squared error between the features' Gram matrix and the style target's Gram matrix."""
+    if features.device.type == "dlp":  # one fused gram+MSE kernel on the simulated DLP (stylize/dlp/ops.py)
+        return torch.ops.dlp.gram_mse(features, target_gram)[0]
     return F.mse_loss(gram_matrix(features), target_gram)
 
 

@@ -45,6 +45,7 @@ class RunResult:
     status: str = "completed"  # completed | converged | diverged | interrupted (Ctrl-C)
     paths: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float | None] = field(default_factory=dict)
+    profile: Any = None  # dlp-sim: the device profile (stylize.dlp.Profile: .table(), .as_dict()); else None
 
     @property
     def interrupted(self) -> bool:
@@ -173,15 +174,18 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
     """
     t0 = time.perf_counter()
     device = devices.resolve(cfg.device)
+    profile = _dlp_configure(cfg) if device.type == "dlp" else None
     size = cfg.size or (512 if device.type == "cuda" else 128)
     demo_content, demo_style = demo_pair()
     content_path = Path(cfg.content) if cfg.content else demo_content
     style_path = Path(cfg.style) if cfg.style else demo_style
     output = images.check_output_path(cfg.output or default_output(content_path, style_path))
     # From here on the config says what was actually used (run.json records it).
-    cfg = dataclasses.replace(cfg, size=size, device=str(device), content=str(content_path), style=str(style_path),
+    cfg = dataclasses.replace(cfg, size=size, device="dlp-sim" if device.type == "dlp" else str(device), content=str(content_path), style=str(style_path),
                               output=str(output))
     paths = {"image": output, **logs.log_paths(output)}
+    if cfg.profile:
+        paths["profile"] = Path(f"{output.with_suffix('')}.dlp-profile.json")
     _check_outputs(paths, cfg, [content_path, style_path])
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
 
@@ -198,19 +202,22 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
         log.info("weights: %s; device: %s; image: %dx%d px; %d steps", weights, devices.describe(device), width, height, cfg.steps)
         model, content_losses, style_losses = features.build_style_model(
             net.to(device).eval(), content_img, style_img, cfg.content_layers, cfg.style_layers)
+        if profile is not None:
+            profile = _dlp_start(model)
+        fast = not cfg.exact and device.type != "dlp"  # the CPU/CUDA fast path; dlp-sim fuses for itself
         t1 = time.perf_counter()
-        coarse = None if cfg.exact else _coarse_stage(cfg, net, content_img, style_img, image, cut)
+        coarse = _coarse_stage(cfg, net, content_img, style_img, image, cut) if fast else None
         t_coarse = time.perf_counter()
         if coarse is not None and coarse.interrupted:
             result = OptimizeResult(image=coarse.image, interrupted=True)
         else:
             image = image if coarse is None else coarse.image
-            if not cfg.exact:
+            if fast:
                 model = fused.fuse(model)
                 fused.retarget(model, content_img, style_img)
             result = optimize(model, content_losses, style_losses, image,
                               steps=cfg.steps, style_weight=cfg.style_weight, content_weight=cfg.content_weight,
-                              max_iter=cfg.lbfgs_max_iter, history_size=cfg.lbfgs_history, project=not cfg.exact,
+                              max_iter=cfg.lbfgs_max_iter, history_size=cfg.lbfgs_history, project=fast,
                               on_step=on_step)
     except torch.cuda.OutOfMemoryError:  # the size check is an estimate; on the CPU the OS would step in first
         raise StylizeError(f"out of memory on {device} at size {size}. Use a smaller --size.") from None
@@ -219,7 +226,9 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
         log.warning("the loss became inf/NaN at step %d; stopped and kept the last image with a finite loss. "
                     "Lower --style-weight / --content-weight.", len(result.history) + 1)
     out = RunResult(image=result.image.cpu(), history=result.history, config=cfg, weights=weights,
-                    device=devices.describe(device), status=result.status)
+                    device=devices.describe(device), status=result.status, profile=profile)
+    if profile is not None:
+        profile.steps, profile.host_s = len(result.history), t2 - t1
     per_step = [b.seconds - a.seconds for a, b in zip(result.history, result.history[1:])]
     out.timings = {"setup_s": t1 - t0, "coarse_s": t_coarse - t1, "optimize_s": t2 - t_coarse,
                    "median_step_s": statistics.median(per_step) if per_step else None}
@@ -265,6 +274,23 @@ def _write(out: RunResult, paths: dict[str, Path], content: Path, style: Path) -
         logs.write_json(summary, files.stage(paths["json"]))
         # Always written (empty when no step had a finite loss), so no stale plot of an earlier run remains.
         logs.plot_losses(out.history, files.stage(paths["plot"]), title=f"{content.name} x {style.name}")
+        if "profile" in paths:
+            logs.write_json(out.profile.as_dict(), files.stage(paths["profile"]))
+
+
+def _dlp_configure(cfg: Config):
+    from . import dlp
+
+    return dlp.configure(cfg.dlp_spec, cfg.dlp_mode)
+
+
+def _dlp_start(model: torch.nn.Module):
+    """Fuse conv+ReLU pairs for the device and start the profile afresh: it covers the optimization only."""
+    from . import dlp
+
+    dlp.fuse_conv_relu(model)
+    rt = dlp.current()
+    return dlp.configure(rt.spec, rt.mode)
 
 
 def stylize(

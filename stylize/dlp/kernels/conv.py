@@ -1,0 +1,135 @@
+"""Convolution on the matrix unit: NRAM/WRAM tiling, halos, Cin accumulation, fused bias+ReLU epilogue.
+
+How a real DLP kernel runs a 3x3 convolution, and how we run it:
+
+1. The output is cut into spatial tiles of ``th x tw``; each needs an input tile of ``(th+kh-1) x (tw+kw-1)``
+   (the *halo*: neighbouring rows/columns read twice). Tile sizes are chosen so that an input tile (``ci_blk``
+   channels) plus its fp32 output accumulator fit in half the NRAM (the other half holds the next tile: double
+   buffering), and a weight block (``co_blk x ci_blk x kh x kw``) fits in half the WRAM.
+2. When the input channels do not fit at once they are split into blocks and the partial sums accumulate in
+   NRAM (fp32) before the epilogue (bias, then ReLU when fused) runs and the tile is stored.
+
+We execute exactly these tiles, vectorised instead of one by one: the padded input (channels-last, as DLPs
+store activations) is cut into all its halo tiles, which are stacked along the batch dimension; one host
+convolution per Cin block computes every tile (no padding inside: a tile sees only its own halo); the output
+tiles are stitched back and the remainder cropped. A halo, stitch or remainder bug gives a wrong image.
+Splitting Cout into WRAM-sized blocks cannot change any value (output channels are independent), so it
+is priced per block but executed in one call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+from .. import numerics, runtime
+from ..cost import TileGroup
+
+ACC_BYTES = 4  # fp32 accumulators
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    th: int  # output tile height
+    tw: int  # output tile width
+    ci_blk: int  # input channels per block
+    co_blk: int  # output channels per WRAM block
+
+
+@lru_cache(maxsize=256)
+def plan(cin: int, cout: int, kh: int, kw: int, ho: int, wo: int, nram: int, wram: int, in_b: int, w_b: int) -> ConvPlan:
+    """The largest tiles that fit the buffers (half of each: double buffering)."""
+    nb, wb = nram // 2, wram // 2
+    ci_blk = max(1, min(cin, wb // (kh * kw * w_b), (nb // 2) // (kh * kw * in_b)))
+    co_blk = max(1, min(cout, wb // (ci_blk * kh * kw * w_b), (nb - ci_blk * kh * kw * in_b) // ACC_BYTES))
+
+    def fits(th: int, tw: int) -> bool:
+        return ci_blk * (th + kh - 1) * (tw + kw - 1) * in_b + co_blk * th * tw * ACC_BYTES <= nb
+
+    t = 1
+    while t < max(ho, wo) and fits(min(t + 1, ho), min(t + 1, wo)):
+        t += 1
+    th, tw = min(t, ho), min(t, wo)
+    while tw < wo and fits(th, tw + 1):
+        tw += 1
+    while th < ho and fits(th + 1, tw):
+        th += 1
+    return ConvPlan(th, tw, ci_blk, co_blk)
+
+
+def _splits(total: int, block: int) -> list[tuple[int, int]]:
+    """(size, count) of full blocks and the remainder."""
+    full, rest = divmod(total, block)
+    return [(block, full)] + ([(rest, 1)] if rest else [])
+
+
+def tile_groups(n: int, cin: int, cout: int, kh: int, kw: int, ho: int, wo: int, p: ConvPlan, mode: str,
+                in_role: str = "activation", epilogue_ops: int = 1) -> list[TileGroup]:
+    """Per-tile DMA bytes and work of a convolution (weight-stationary when Cin fits in one block)."""
+    in_b, w_b, out_b = numerics.element_bytes(mode, in_role), numerics.element_bytes(mode, "weight"), numerics.store_bytes(mode)
+    n_ci = math.ceil(cin / p.ci_blk)
+    groups = []
+    if n_ci == 1:  # weights loaded once per Cout block and kept in WRAM for every spatial tile
+        groups += [TileGroup(count, bytes_in=co * cin * kh * kw * w_b, dmas=1) for co, count in _splits(cout, p.co_blk)]
+    for (h, ch), (w, cw), (co, cc) in itertools.product(_splits(ho, p.th), _splits(wo, p.tw), _splits(cout, p.co_blk)):
+        halo_in = cin * (h + kh - 1) * (w + kw - 1) * in_b
+        weights = co * cin * kh * kw * w_b if n_ci > 1 else 0  # reloaded per tile when Cin is blocked
+        groups.append(TileGroup(n * ch * cw * cc, bytes_in=halo_in + weights, bytes_out=co * h * w * out_b,
+                                macs=co * cin * h * w * kh * kw, vector_ops=epilogue_ops * co * h * w,
+                                dmas=(2 if n_ci > 1 else 1) * n_ci + 1))
+    return groups
+
+
+def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: tuple[int, int],
+           relu: bool = False, roles: tuple[str, str] = ("activation", "weight"), name: str = "conv2d") -> torch.Tensor:
+    """Stride-1 convolution of (N, Cin, H, W) by (Cout, Cin, kh, kw), tiled for the current spec.
+
+    Returns (N, Cout, Ho, Wo), stored channels-last. ``relu`` fuses the ReLU into the epilogue.
+    """
+    started = time.perf_counter()
+    rt = runtime.current()
+    mode = rt.mode
+    n, cin, h, w = x.shape
+    cout, _, kh, kw = weight.shape
+    ph, pw = padding
+    ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
+    p = plan(cin, cout, kh, kw, ho, wo, rt.spec.nram_bytes, rt.spec.wram_bytes,
+             numerics.element_bytes(mode, roles[0]), numerics.element_bytes(mode, "weight"))
+    xq, wq = numerics.operand(x, mode, roles[0]), numerics.operand(weight, mode, roles[1])
+    nh, nw = math.ceil(ho / p.th), math.ceil(wo / p.tw)
+    ih, iw = p.th + kh - 1, p.tw + kw - 1
+    # Channels-last padded input, with extra rows/columns so the last (remainder) tile's halo exists.
+    xp = F.pad(xq.permute(0, 2, 3, 1), (0, 0, pw, nw * p.tw + kw - 1 - w - pw, ph, nh * p.th + kh - 1 - h - ph))
+    tiles = xp.unfold(1, ih, p.th).unfold(2, iw, p.tw)  # (N, nh, nw, C, ih, iw): views, halos overlap
+    tiles = tiles.permute(0, 1, 2, 4, 5, 3).reshape(n * nh * nw, ih, iw, cin)  # the DMA of every input tile
+    out = None
+    for c0 in range(0, cin, p.ci_blk):  # Cin blocks accumulate in fp32; the bias starts the accumulator
+        block = tiles[..., c0:c0 + p.ci_blk].permute(0, 3, 1, 2)
+        part = F.conv2d(block, wq[:, c0:c0 + p.ci_blk], bias if c0 == 0 else None)
+        out = part if out is None else out.add_(part)
+    if relu:
+        out = out.relu_()
+    out = numerics.store(out, mode)
+    # Stitch: (N*nh*nw, Cout, th, tw) -> (N, nh*th, nw*tw, Cout) -> crop the remainder.
+    out = out.permute(0, 2, 3, 1).reshape(n, nh, nw, p.th, p.tw, cout).permute(0, 1, 3, 2, 4, 5)
+    out = out.reshape(n, nh * p.th, nw * p.tw, cout)  # the store of every output tile (one copy)
+    if (nh * p.th, nw * p.tw) != (ho, wo):
+        out = torch.empty((n, ho, wo, cout), dtype=out.dtype).copy_(out[:, :ho, :wo])
+    result = out.permute(0, 3, 1, 2)
+    runtime.record(name, tile_groups(n, cin, cout, kh, kw, ho, wo, p, mode, roles[0], 2 if relu else 1), started)
+    return result
+
+
+def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+    """d(loss)/d(input) of a stride-1 convolution: the same tiled kernel with the weights flipped and
+    transposed (a "full" correlation), gradients as the int16 operand in int8 mode."""
+    kh, kw = weight.shape[2:]
+    w_t = weight.flip(2, 3).transpose(0, 1)  # (Cin, Cout, kh, kw)
+    return conv2d(grad_out, w_t, None, (kh - 1 - padding[0], kw - 1 - padding[1]),
+                  roles=("gradient", "weight"), name="conv2d.input_grad")
