@@ -92,8 +92,8 @@ def get_style_model_and_losses(cnn, normalization_mean, normalization_std, style
 def run_style_transfer(cnn, content_img, style_img, input_img, num_steps, content_layers, style_layers,
                        style_weight=1000000, content_weight=1):
     model, style_losses, content_losses = get_style_model_and_losses(
-        cnn, torch.tensor([0.485, 0.456, 0.406], device=input_img.device),
-        torch.tensor([0.229, 0.224, 0.225], device=input_img.device), style_img, content_img, content_layers, style_layers)
+        cnn, torch.tensor([0.485, 0.456, 0.406]).to(input_img.device),
+        torch.tensor([0.229, 0.224, 0.225]).to(input_img.device), style_img, content_img, content_layers, style_layers)
     input_img.requires_grad_(True)
     model.requires_grad_(False)
     optimizer = optim.LBFGS([input_img])

@@ -3,7 +3,7 @@
 For each device and size it reports setup time, time per closure evaluation (forward + losses + backward;
 median/min/max over ``repeat`` runs after a warm-up), achieved GFLOP/s from an analytic FLOP count, that as
 a percentage of the machine's conv peak (measured by a short microbenchmark in the same run), and the peak
-memory an evaluation adds. ``quality`` adds time-to-quality: the best loss the seed's LBFGS loop reaches in
+peak memory of each (on CPU measured in a fresh process). ``quality`` adds time-to-quality: the best loss the seed's LBFGS loop reaches in
 300 evaluations, and how long ours takes to reach it.
 
 Timings alternate ours/seed/ours/seed... so that a noisy machine slows both alike; ratios are of medians.
@@ -12,12 +12,10 @@ Timings alternate ours/seed/ours/seed... so that a noisy machine slows both alik
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
-import gc
+import multiprocessing
 import statistics
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,7 @@ QUALITY_EVALS = 300
 class Timing:
     setup_s: float
     eval_s: list[float]  # one per repeat
-    peak_bytes: int | None  # memory one evaluation adds on top of what was resident before it
+    peak_bytes: int | None  # peak memory of setup + 3 evaluations (CPU: a fresh process's peak RSS)
 
     @property
     def median_s(self) -> float:
@@ -54,6 +52,7 @@ class SizeResult:
     width: int
     height: int
     gflop: float  # per evaluation (analytic)
+    sim_ms: float | None = None  # dlp-sim: simulated device time of one of our evaluations
     ours: Timing | None = None
     seed: Timing | None = None
     quality: dict[str, Any] | None = None
@@ -131,39 +130,49 @@ def _sync(device: torch.device) -> None:
 # ---- memory -------------------------------------------------------------------------------------------
 
 
-def _status_kib(field_name: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1])
-    raise KeyError(field_name)
-
-
-@contextlib.contextmanager
-def peak_memory(device: torch.device) -> Iterator[list[int | None]]:
-    """Yields a one-element list that holds, on exit, the peak bytes the block added on ``device``.
-
-    CUDA: ``max_memory_allocated``. CPU: the process's peak RSS (VmHWM), reset first through
-    ``/proc/self/clear_refs`` after returning freed heap to the OS; None where Linux does not allow it.
-    """
-    out: list[int | None] = [None]
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        yield out
-        torch.cuda.synchronize(device)
-        out[0] = torch.cuda.max_memory_allocated(device) - before
-        return
+def peak_rss_bytes() -> int | None:
+    """This process's peak resident memory (Linux VmHWM), or None where /proc does not say."""
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-        before = _status_kib("VmRSS")
-    except (OSError, KeyError):
-        yield out
-        return
-    yield out
-    out[0] = (_status_kib("VmHWM") - before) * 1024
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _probe(impl: str, device_name: str, size: int, cfg: Config) -> int | None:
+    """In a fresh process: weights, images, setup and three evaluations of one implementation; its peak RSS."""
+    device = devices.resolve(device_name)
+    net, _ = load_features(cfg.weights, features.last_tap(cfg.content_layers, cfg.style_layers))
+    content, style = _images(size, device)
+    run_eval = (_Ours if impl == "ours" else _Seed)(net.to(device).eval(), content, style, cfg)
+    for _ in range(3):
+        run_eval()
+    return peak_rss_bytes()
+
+
+def peak_memory(impl: str, device: torch.device, device_name: str, size: int, cfg: Config, net: nn.Module) -> int | None:
+    """Peak memory of setup + three evaluations of ``impl`` ("ours" or "seed").
+
+    CPU (and dlp-sim, which lives in host memory): the peak RSS of a fresh process that does only that, so
+    that neither implementation's caches (NNPACK's workspace, the allocator's free lists) hide in the other's
+    numbers; it includes the ~0.7 GB of the Python + torch runtime. CUDA: ``max_memory_allocated`` here.
+    """
+    if device.type != "cuda":
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            return pool.apply(_probe, (impl, device_name, size, cfg))
+    content, style = _images(size, device)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    run_eval = (_Ours if impl == "ours" else _Seed)(net, content, style, cfg)
+    for _ in range(3):
+        run_eval()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device) - before
+    del run_eval
+    return peak
 
 
 # ---- one device, one size ------------------------------------------------------------------------------
@@ -182,12 +191,20 @@ def _noise(like: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 class _Ours:
-    """Our path as ``run`` builds it: the style model fused (unless ``exact``) and ``optimize.evaluate``."""
+    """Our path as ``run`` builds it: the style model fused (unless ``exact``; on dlp-sim by the device's own
+    conv+ReLU fusion and fused Gram+MSE) and ``optimize.evaluate``."""
 
     def __init__(self, net, content, style, cfg: Config):
         start = time.perf_counter()
         model, self.cl, self.sl = features.build_style_model(net, content, style, cfg.content_layers, cfg.style_layers)
-        self.model = model if cfg.exact else fused.fuse(model)
+        if content.device.type == "dlp":
+            from . import dlp
+
+            dlp.fuse_conv_relu(model)
+        elif not cfg.exact:
+            model = fused.fuse(model)
+            fused.retarget(model, content, style)
+        self.model = model
         self.setup_s = time.perf_counter() - start
         self.image = _noise(content, cfg.seed).requires_grad_(True)
         self.model.requires_grad_(False)
@@ -205,7 +222,7 @@ class _Seed:
 
     def __init__(self, net, content, style, cfg: Config):
         device = content.device
-        mean, std = (torch.tensor(v, device=device) for v in (features.IMAGENET_MEAN, features.IMAGENET_STD))
+        mean, std = (torch.tensor(v).to(device) for v in (features.IMAGENET_MEAN, features.IMAGENET_STD))
         start = time.perf_counter()
         # The seed's loss modules carry no per-layer weights: bench uses configs whose layers weigh 1.0 each,
         # or folds a common weight into style_weight (checked in bench()).
@@ -236,32 +253,37 @@ def bench_size(device: torch.device, size: int, cfg: Config, net: nn.Module, rep
                quality: bool = False) -> SizeResult:
     content, style = _images(size, device)
     _, _, height, width = content.shape
-    result = SizeResult(str(device), size, width, height,
+    result = SizeResult("dlp-sim" if device.type == "dlp" else str(device), size, width, height,
                         flops_per_eval(height, width, cfg.content_layers, cfg.style_layers) / 1e9)
     ours, seed = _Ours(net, content, style, cfg), _Seed(net, content, style, cfg)
     first_ours, first_seed = ours(), seed()  # warm-up (and the two losses must agree)
     if abs(first_ours - first_seed) > 1e-3 * abs(first_seed):
         raise StylizeError(f"bench: our loss {first_ours:.6g} differs from the seed's {first_seed:.6g}; this is a bug.")
     times: dict[str, list[float]] = {"ours": [], "seed": []}
+    sim = _sim_seconds if device.type == "dlp" else (lambda: 0.0)
     for _ in range(repeat):
         for name, impl in (("ours", ours), ("seed", seed)):
             _sync(device)
-            start = time.perf_counter()
+            sim_before, start = sim(), time.perf_counter()
             impl()
             _sync(device)
             times[name].append(time.perf_counter() - start)
-    peaks = {}
-    for name, impl in (("ours", ours), ("seed", seed)):
-        impl.image.grad = None
-        with peak_memory(device) as peak:
-            impl()
-        peaks[name] = peak[0]
-    result.ours = Timing(ours.setup_s, times["ours"], peaks["ours"])
-    result.seed = Timing(seed.setup_s, times["seed"], peaks["seed"])
+            if name == "ours" and device.type == "dlp":
+                result.sim_ms = (sim() - sim_before) * 1e3
+    setups = ours.setup_s, seed.setup_s
     del ours, seed
+    peaks = {name: peak_memory(name, device, result.device, size, cfg, net) for name in ("ours", "seed")}
+    result.ours = Timing(setups[0], times["ours"], peaks["ours"])
+    result.seed = Timing(setups[1], times["seed"], peaks["seed"])
     if quality:
         result.quality = time_to_quality(device, size, cfg, net, content, style)
     return result
+
+
+def _sim_seconds() -> float:
+    from . import dlp
+
+    return dlp.current().profile.sim_s
 
 
 class _Reached(Exception):
@@ -269,17 +291,17 @@ class _Reached(Exception):
 
 
 def time_to_quality(device: torch.device, size: int, cfg: Config, net: nn.Module,
-                    content: torch.Tensor, style: torch.Tensor) -> dict[str, Any]:
-    """The seed's full loop for 300 evaluations (its best loss is the target), then ours until it gets there.
+                    content: torch.Tensor, style: torch.Tensor, evals: int = QUALITY_EVALS) -> dict[str, Any]:
+    """The seed's full loop for ``evals`` evaluations (its best loss is the target), then ours until it gets there.
 
     Both times include setup (targets). Ours runs ``stylize run``'s own pipeline with ``cfg``.
     """
     start = time.perf_counter()
     seed_image = _noise(content, cfg.seed)
     style_weight, content_weight = _seed_weights(cfg)
-    _, trace = baseline.run_style_transfer(net, content, style, seed_image, QUALITY_EVALS, list(cfg.content_layers),
+    _, trace = baseline.run_style_transfer(net, content, style, seed_image, evals, list(cfg.content_layers),
                                            list(cfg.style_layers), style_weight, content_weight)
-    trace = trace[:QUALITY_EVALS]
+    trace = trace[:evals]
     totals = [s + c for s, c, _ in trace]
     target = min(totals)
     seed_s = trace[-1][2] - start  # setup + 300 evaluations
@@ -296,10 +318,10 @@ def time_to_quality(device: torch.device, size: int, cfg: Config, net: nn.Module
 
     content_path, style_path = demo_pair()
     ours_cfg = dataclasses.replace(cfg, content=str(content_path), style=str(style_path), size=size,
-                                   device=str(device), steps=10 * QUALITY_EVALS)
+                                   device=str(device), steps=10 * evals)
     with contextlib.suppress(_Reached):
         run(ours_cfg, on_step=watch, write=False)
-    return {"evals": QUALITY_EVALS, "target_loss": target, "seed_final_loss": totals[-1],
+    return {"evals": evals, "target_loss": target, "seed_final_loss": totals[-1],
             "seed_best_at_eval": totals.index(target) + 1, "seed_s": seed_s,
             "ours_s": reached.get("seconds"), "ours_evals": reached.get("step"),
             "speedup": seed_s / reached["seconds"] if reached else None}
@@ -323,7 +345,7 @@ def bench(device_names: list[str], sizes: list[int], cfg: Config, config_name: s
                 if on_row:
                     on_row(row)
             continue
-        result.machine[str(device)] = {"description": devices.describe(device),
+        result.machine[name] = {"description": devices.describe(device),
                                        "conv_peak_gflops": conv_peak_gflops(device),
                                        "threads": torch.get_num_threads()}
         device_net = net.to(device).eval()

@@ -270,9 +270,12 @@ class _BenchTable:
                 f"seed {_ms(s.median_s)} \\[{_ms(min(s.eval_s))}-{_ms(max(s.eval_s))}]  "
                 f"ours {_ms(o.median_s)} \\[{_ms(min(o.eval_s))}-{_ms(max(o.eval_s))}]  "
                 f"[bold green]speedup {row.speedup:.2f}x[/]")
+        if row.sim_ms is not None:
+            c.print(f"    simulated device time of our evaluation: {row.sim_ms:,.1f} ms (host time above)")
         c.print(f"    GFLOP/s seed {row.gflop / s.median_s:.0f}, ours {row.gflop / o.median_s:.0f}; "
                 f"setup seed {_ms(s.setup_s)} ms, ours {_ms(o.setup_s)} ms; "
-                f"memory an evaluation adds: seed {mib(s.peak_bytes)}, ours {mib(o.peak_bytes)}")
+                f"peak memory (setup + 3 evaluations{'' if row.device.startswith('cuda') else ', process RSS'}): "
+                f"seed {mib(s.peak_bytes)}, ours {mib(o.peak_bytes)}")
         if row.quality:
             q = row.quality
             reached = (f"ours reached it in {q['ours_s']:.1f} s ({q['ours_evals']} evaluations): "

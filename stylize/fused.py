@@ -52,11 +52,14 @@ def _nnpack(x: torch.Tensor) -> bool:
 
 
 def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """A VGG conv (3x3, stride 1, padding 1) by the fastest kernel for ``x``: NNPACK, else oneDNN or cuDNN
-    in channels_last (the layout their fast kernels use)."""
+    """A VGG conv (3x3, stride 1, padding 1) by the fastest kernel for ``x``: NNPACK on large CPU maps; cuDNN
+    in channels_last (its tensor-core layout) on CUDA; else oneDNN as the seed's graph calls it (on small CPU
+    maps, converting to channels_last at every call costs more than it saves)."""
     if _nnpack(x):
         return torch._nnpack_spatial_convolution(x.contiguous(), weight, bias, [1, 1])
-    return F.conv2d(x.contiguous(memory_format=torch.channels_last), weight, bias, padding=1)
+    if x.device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return F.conv2d(x, weight, bias, padding=1)
 
 
 def as_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -107,9 +110,8 @@ class _ConvBlockFn(torch.autograd.Function):
         block: ConvBlock = ctx.block
         n_pre = len(block.pre)
         g, owned = _add_tap_grads(g_y, False, y, block.post, g_losses[n_pre:], ctx.ds)
-        if block.relu and g is not None:
-            dead = (f if f is not None else y) <= 0
-            g = g.masked_fill_(dead, 0) if owned else g.masked_fill(dead, 0)
+        if block.relu and g is not None:  # ReLU's backward: one pass, no mask tensor
+            g = torch.ops.aten.threshold_backward(g, f if f is not None else y, 0)
             owned = True
         g, _ = _add_tap_grads(g, owned, f, block.pre, g_losses[:n_pre], ctx.ds)
         if g is None or not ctx.needs_input_grad[0]:

@@ -44,7 +44,7 @@ class _Diverged(Exception):
 def _values(*xs: torch.Tensor | float) -> list[float]:
     """Python floats of scalar tensors, with one device sync (a sum over no loss modules is the int 0)."""
     tensors = [x for x in xs if isinstance(x, torch.Tensor)]
-    values = iter(torch.stack([t.detach().float() for t in tensors]).tolist() if tensors else [])
+    values = iter(torch.stack([t.detach().float() for t in tensors]).cpu().tolist() if tensors else [])
     return [next(values) if isinstance(x, torch.Tensor) else float(x) for x in xs]
 
 

@@ -119,12 +119,12 @@ def _init_image(cfg: Config, content: torch.Tensor) -> torch.Tensor:
     return images.to_tensor(images.resize_cover(images.load_image(cfg.init), w, h)).to(content.device)
 
 
-COARSE_SHARE = 6  # the coarse stage runs steps // 6 evaluations
+COARSE_SHARE, COARSE_MAX = 6, 50  # the coarse stage runs steps // 6 evaluations, at most 50
 
 
 def _coarse_stage(cfg: Config, net, content: torch.Tensor, style: torch.Tensor, image: torch.Tensor,
                   cut: int) -> OptimizeResult | None:
-    """Coarse to fine: ``steps // 6`` evaluations at half the size, then the change they made, upsampled, is
+    """Coarse to fine: ``steps // 6`` evaluations (at most 50) at half the size, then the change they made, upsampled, is
     added to the full-size init (so a content or image init keeps its fine detail).
 
     At half size an evaluation costs a quarter and the large structures settle first; the full-size run then
@@ -135,7 +135,7 @@ def _coarse_stage(cfg: Config, net, content: torch.Tensor, style: torch.Tensor, 
     """
     _, _, height, width = content.shape
     half = (height // 2, width // 2)
-    steps = cfg.steps // COARSE_SHARE
+    steps = min(cfg.steps // COARSE_SHARE, COARSE_MAX)
     if steps < 1 or min(half) < max(MIN_SIZE, 2 ** features.LAYERS[cut].pools_before):
         return None
     shrink = lambda x: F.interpolate(x, size=half, mode="bilinear", antialias=True, align_corners=False)

@@ -22,9 +22,10 @@ SEED_LAYERS = (["conv_4"], ["conv_1", "conv_2", "conv_3", "conv_4", "conv_5"])
 @pytest.mark.parametrize("exact", [True, False], ids=["exact", "fast"])
 @pytest.mark.parametrize("config", [None, "gatys"])
 def test_first_evaluations_match_the_seed(pair, untrained_file, config, exact):
-    """``exact: true`` runs the seed's graph: 40 evaluations equal to the seed's to 1e-5. The default fast path
-    (fused ops, Winograd convs) starts within 1e-4; LBFGS then follows its own rounding, so after 40
-    evaluations... until the seed's clamped LBFGS jumps (it does by evaluation 15 here), the two agree to 2 %."""
+    """``exact: true`` runs the seed's graph and loop: 40 evaluations equal to the seed's to 1e-5. The default
+    fast path (coarse stage, fused ops, bound-aware LBFGS) computes the same loss (test_fused holds the ops
+    to 1e-4) along its own path: it must end without the seed's late jumps (seen here: 0.055 -> 2.88 at
+    evaluation 40 with the seed's layers; 0.0037 -> 0.026 with the paper's) and at least as low."""
     content_path, style_path = pair
     imsize = 40
     loader = transforms.Compose([transforms.Resize(imsize), transforms.ToTensor()])
@@ -50,12 +51,14 @@ def test_first_evaluations_match_the_seed(pair, untrained_file, config, exact):
 
     assert len(seed_trace) == 60  # the seed's `while run <= 40` overshoots by one LBFGS step...
     assert len(ours.history) == 40  # ...we stop at exactly `steps` evaluations
-    pairs = list(zip(seed_trace, ours.history))
-    for (seed_style, seed_content, _), record in pairs if exact else pairs[:1]:
-        assert record.style == pytest.approx(seed_style, rel=1e-5 if exact else 1e-4)
-        assert record.content == pytest.approx(seed_content, rel=1e-5 if exact else 1e-4)
-    for (seed_style, seed_content, _), record in pairs[:10]:
-        assert record.total == pytest.approx(seed_style + seed_content, rel=2e-2)
+    if exact:
+        for (seed_style, seed_content, _), record in zip(seed_trace, ours.history):
+            assert record.style == pytest.approx(seed_style, rel=1e-5)
+            assert record.content == pytest.approx(seed_content, rel=1e-5)
+    else:  # the same loss, optimized better: no late jump, and ending at least as low as the seed ends
+        seed_final = sum(seed_trace[39][:2])
+        totals = [r.total for r in ours.history]
+        assert totals[-1] <= 1.01 * min(totals) and totals[-1] <= seed_final
 
 
 def test_default_config_is_the_seed_recipe():
