@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from . import devices, features, images, logs
-from .config import MIN_SIZE, Config, build_config
+from . import devices, features, images, logs, losses, weights as weights_
+from .config import MIN_SIZE, Config, build_config, resolve_recipe
 from .errors import StylizeError
 from .optimize import StepRecord, optimize
 from .outputs import AtomicFiles
@@ -146,25 +146,34 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
                               output=str(output))
     paths = {"image": output, **logs.log_paths(output)}
     _check_outputs(paths, cfg, [content_path, style_path])
-    cut = features.last_tap(cfg.content_layers, cfg.style_layers)
 
     content_pil, style_pil = images.load_image(content_path), images.load_image(style_path)
+    # Which weights `auto` means decides the recipe (and so the layers, the cut and the size check).
+    spec, fallback = weights_.resolve(cfg.weights)
+    cfg = resolve_recipe(cfg, untrained_fallback=fallback is not None)
+    cut = features.last_tap(cfg.content_layers, cfg.style_layers)
     width, height = images.shorter_edge_size(content_pil.width, content_pil.height, size)
     _check_size(width, height, cfg, cut, device)
     try:
         content_img = images.to_tensor(images.resize_shorter(content_pil, size)).to(device)
         style_img = images.to_tensor(images.resize_cover(style_pil, width, height)).to(device)
         image = _init_image(cfg, content_img)
-        net, weights = load_features(cfg.weights, cut)
+        net, weights = load_features(spec, cut, cfg.pooling)
+        if fallback is not None:
+            weights = dataclasses.replace(weights, warning=weights_.fallback_warning(fallback, cfg.recipe))
         if weights.warning:
             log.warning(weights.warning)
-        log.info("weights: %s; device: %s; image: %dx%d px; %d steps", weights, devices.describe(device), width, height, cfg.steps)
+        log.info("weights: %s; recipe: %s; device: %s; image: %dx%d px; %d steps", weights, cfg.recipe,
+                 devices.describe(device), width, height, cfg.steps)
         model, content_losses, style_losses = features.build_style_model(
             net.to(device).eval(), content_img, style_img, cfg.content_layers, cfg.style_layers)
+        if cfg.normalize == "targets":  # once, here: the loop runs the plain weighted losses
+            losses.normalize_by_targets([*content_losses, *style_losses])
         t1 = time.perf_counter()
         result = optimize(model, content_losses, style_losses, image, steps=cfg.steps,
                           style_weight=cfg.style_weight, content_weight=cfg.content_weight,
-                          max_iter=cfg.lbfgs_max_iter, history_size=cfg.lbfgs_history, on_step=on_step)
+                          max_iter=cfg.lbfgs_max_iter, history_size=cfg.lbfgs_history,
+                          line_search=None if cfg.lbfgs_line_search == "none" else cfg.lbfgs_line_search, on_step=on_step)
     except torch.cuda.OutOfMemoryError:  # the size check is an estimate; on the CPU the OS would step in first
         raise StylizeError(f"out of memory on {device} at size {size}. Use a smaller --size.") from None
     t2 = time.perf_counter()
@@ -208,7 +217,7 @@ def _write(out: RunResult, paths: dict[str, Path], content: Path, style: Path) -
         "content": str(content), "style": str(style),
         "image_size": list(out.image.shape[-1:-3:-1]),  # [W, H]
         "outputs": {k: str(v) for k, v in paths.items()},
-        "device": out.device, "weights": out.weights.as_dict(),
+        "device": out.device, "weights": out.weights.as_dict(), "recipe": out.config.recipe,
         "timings": out.timings, "versions": logs.versions(),
         "config": dataclasses.asdict(out.config),
     }
