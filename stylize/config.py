@@ -261,7 +261,8 @@ def build_config(
 
 def untrained_recipe() -> dict[str, Any]:
     """The untrained recipe's keys and values (``configs/untrained.yaml``, less its ``recipe`` key)."""
-    return {k: v for k, v in load_yaml("untrained").items() if k != "recipe"}
+    bundled = Path(str(resources.files("stylize.configs"))) / "untrained.yaml"  # never a same-named file here
+    return {k: v for k, v in load_yaml(bundled).items() if k != "recipe"}
 
 
 def resolve_recipe(cfg: Config, untrained_fallback: bool) -> Config:

@@ -210,3 +210,8 @@ def test_cli_says_which_recipe_and_rejects_bad_values(pair, tmp_path):
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "pooling: unknown value 'mean'" in result.stderr
     assert "recipe: auto" in invoke("run", "--print-config").stdout
+
+
+def test_the_recipe_is_always_the_bundled_one(tmp_path):
+    (tmp_path / "untrained").write_text("style_weight: 5\n")  # conftest: the working directory is tmp_path
+    assert untrained_recipe()["style_weight"] == build_config("configs/untrained.yaml").style_weight != 5
