@@ -7,6 +7,7 @@ contact sheet (content | style | seed recipe | untrained recipe, one row per pai
     python scripts/eval_untrained.py                            # demo pair + scikit-image's chelsea -> /tmp/untrained-eval
     python scripts/eval_untrained.py --demo-sheet docs/untrained.png   # also the README's sheet (repo images only)
     python scripts/eval_untrained.py --pair photo.jpg painting.jpg --size 256 --steps 200
+    python scripts/eval_untrained.py --size 128 --variant sw10 style_weight=10 --variant max style_weight=10 pooling=max
 
 Real photos come from packages' sample data (scikit-image's ``data`` folder, matplotlib's sample data) and are
 never committed: only a sheet made from the repository's own procedural assets goes into docs/.
@@ -24,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from stylize import images, stylize
+from stylize.config import parse_sets
 from stylize.transfer import demo_pair
 
 RECIPES = {"seed": "default", "untrained": "untrained"}
@@ -52,7 +54,8 @@ def real_photo(out: Path) -> Path:
     return path
 
 
-def evaluate(content: Path, style: Path, out: Path, size: int, steps: int) -> dict:
+def evaluate(content: Path, style: Path, out: Path, size: int, steps: int,
+             variants: dict[str, tuple[str, dict]] | None = None) -> dict:
     from skimage.metrics import structural_similarity
 
     c_img = images.to_tensor(images.resize_shorter(images.load_image(content), size))
@@ -61,10 +64,11 @@ def evaluate(content: Path, style: Path, out: Path, size: int, steps: int) -> di
     c, s = _rgb(c_img), _rgb(s_img)
     row = {"content": str(content), "style": str(style), "size": [w, h], "steps": steps,
            "content_hist_to_style": histogram_distance(c, s), "runs": {}}
-    for name, config in RECIPES.items():
+    runs = {name: (config, {}) for name, config in RECIPES.items()} | (variants or {})
+    for name, (config, changes) in runs.items():
         path = out / f"{content.stem}__{style.stem}.{name}.png"
         t0 = time.perf_counter()
-        result = stylize(content, style, path, config=config, weights="untrained", size=size, steps=steps)
+        result = stylize(content, style, path, config=config, weights="untrained", size=size, steps=steps, **changes)
         o = _rgb(result.image)
         row["runs"][name] = {"image": str(path), "seconds": round(time.perf_counter() - t0, 1),
                              "ssim_to_content": float(structural_similarity(gray(o), gray(c), data_range=1.0)),
@@ -106,6 +110,8 @@ def main() -> None:
     parser.add_argument("--demo-only", action="store_true", help="only the bundled demo pair (repo images)")
     parser.add_argument("--pair", nargs=2, type=Path, action="append", metavar=("CONTENT", "STYLE"), help="more pairs")
     parser.add_argument("--sheet", type=Path, help="contact sheet path (default: OUT/contact_sheet.png)")
+    parser.add_argument("--variant", nargs="+", action="append", default=[], metavar="NAME [KEY=VALUE ...]",
+                        help="an extra run: the untrained recipe with these keys changed, e.g. --variant max pooling=max")
     parser.add_argument("--demo-sheet", type=Path, help="also a sheet of the demo pair's row only (repo images)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -114,12 +120,13 @@ def main() -> None:
     if not args.demo_only:
         pairs.append((real_photo(args.out), demo_style))
     pairs += [tuple(p) for p in args.pair or []]
+    variants = {name: ("untrained", parse_sets(changes)) for name, *changes in args.variant}
     rows = []
     for content, style in pairs:
-        row = evaluate(content, style, args.out, args.size, args.steps)
+        row = evaluate(content, style, args.out, args.size, args.steps, variants)
         rows.append(row)
         for name, r in row["runs"].items():
-            print(f"{content.name} x {style.name} {name:>9}: SSIM to content {r['ssim_to_content']:.3f}, "
+            print(f"{content.name} x {style.name} {name:>12}: SSIM to content {r['ssim_to_content']:.3f}, "
                   f"histogram distance to style {r['hist_to_style']:.3f} (content's: {row['content_hist_to_style']:.3f}), "
                   f"{r['seconds']} s")
     (args.out / "eval.json").write_text(json.dumps(rows, indent=1))
