@@ -24,6 +24,10 @@ from .errors import StylizeError, did_you_mean
 DEVICES = ("auto", "cpu", "cuda", "dlp-sim")
 WEIGHTS = ("auto", "imagenet", "untrained")
 INITS = ("noise", "content")
+POOLINGS = features.POOLINGS  # max | avg
+NORMALIZE = ("none", "targets")
+RECIPES = ("auto", "seed", "untrained")
+LINE_SEARCHES = ("none", "strong_wolfe")
 MIN_SIZE = 16  # the default layers' deepest tap (conv3_1) sits after 2 poolings; 16 px leaves 4x4 maps
 MAX_SIZE = 65536  # a sanity bound; what fits in memory is checked against the machine at run time
 
@@ -51,11 +55,19 @@ class Config:
     content_layers: dict[str, float] = field(default_factory=lambda: _layers("conv_4"))
     lbfgs_max_iter: int = 20  # evaluations per LBFGS step (torch default, as in the seed)
     lbfgs_history: int = 100  # LBFGS history size (torch default, as in the seed)
+    lbfgs_line_search: str = "none"  # none (torch's default, the seed: fixed steps) | strong_wolfe
     log_every: int = 50  # print losses every N steps (the seed prints every 50)
     exact: bool = False  # true: run the seed's unfused graph (bit-for-bit the tutorial, ~2x slower on CPU)
     dlp_spec: str = "textbook"  # dlp-sim only: a bundled device spec (textbook, mlu270) or a spec YAML file
     dlp_mode: str = "fp32"  # dlp-sim only: numerics fp32 | fp16 | int8 (int8 weights/activations, int16 gradients)
     profile: bool = False  # dlp-sim only: print the per-op device profile and write <stem>.dlp-profile.json
+    pooling: str = "max"  # max (VGG19's, the seed) | avg: the pooling layers of the feature network
+    normalize: str = "none"  # none (the seed) | targets: each layer's weight / mean(target**2), see losses.target_scale
+    # auto: the untrained recipe when `weights: auto` falls back to untrained weights, else the values as given;
+    # seed: the values as given; untrained: configs/untrained.yaml's values for every key not set explicitly.
+    # build_config turns auto into seed when a key the recipe sets was given (YAML, --set or flag), run() resolves
+    # the rest. Not compared: it says how the values were chosen (configs/default.yaml gives recipe: seed).
+    recipe: str = field(default="auto", compare=False)
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
@@ -139,6 +151,14 @@ def _bool(name: str, value: Any) -> bool:
     raise _fail(name, f"expected true or false, got {value!r}")
 
 
+def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """A keyword, case-insensitive."""
+    if isinstance(value, str) and value.lower() in choices:
+        return value.lower()
+    hint = did_you_mean(str(value).lower(), choices) if isinstance(value, str) else ""
+    raise _fail(name, f"unknown value {value!r}.{hint} Allowed: {', '.join(choices)}")
+
+
 def _validate(raw: dict[str, Any]) -> Config:
     cfg = dict(raw)
     for key in ("content", "style", "output"):
@@ -160,6 +180,10 @@ def _validate(raw: dict[str, Any]) -> Config:
     cfg["weights"] = _choice_or_path("weights", cfg["weights"], WEIGHTS)
     cfg["init"] = _choice_or_path("init", cfg["init"], INITS)
     _validate_dlp(cfg)
+    cfg["lbfgs_line_search"] = _choice("lbfgs_line_search", cfg["lbfgs_line_search"], LINE_SEARCHES)
+    cfg["pooling"] = _choice("pooling", cfg["pooling"], POOLINGS)
+    cfg["normalize"] = _choice("normalize", cfg["normalize"], NORMALIZE)
+    cfg["recipe"] = _choice("recipe", cfg["recipe"], RECIPES)
     cfg["style_layers"] = _layer_weights("style_layers", cfg["style_layers"])
     cfg["content_layers"] = _layer_weights("content_layers", cfg["content_layers"])
     if not cfg["style_layers"] and not cfg["content_layers"]:
@@ -254,13 +278,36 @@ def build_config(
     ``None`` values in ``overrides`` mean "not given" and are skipped.
     """
     merged = dataclasses.asdict(Config())
-    if file is not None:
-        merged.update(load_yaml(file))
-    merged.update(parse_sets(sets))
+    explicit: set[str] = set()  # keys the user gave, wherever from: they decide `recipe`
+    for layer in (load_yaml(file) if file is not None else {}, parse_sets(sets)):
+        merged.update(layer)
+        explicit.update(layer)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     _check_keys(given, "option")
     merged.update(given)
+    explicit.update(given)
+    recipe = merged["recipe"].lower() if isinstance(merged["recipe"], str) else merged["recipe"]
+    if recipe == "untrained":
+        merged.update({k: v for k, v in untrained_recipe().items() if k not in explicit})
+    elif recipe == "auto" and explicit & set(untrained_recipe()):
+        merged["recipe"] = "seed"  # the user chose layers/weights: never swap them for the recipe's
     return _validate(merged)
+
+
+def untrained_recipe() -> dict[str, Any]:
+    """The untrained recipe's keys and values (``configs/untrained.yaml``, less its ``recipe`` key)."""
+    bundled = Path(str(resources.files("stylize.configs"))) / "untrained.yaml"  # never a same-named file here
+    return {k: v for k, v in load_yaml(bundled).items() if k != "recipe"}
+
+
+def resolve_recipe(cfg: Config, untrained_fallback: bool) -> Config:
+    """Turn ``recipe: auto`` into what a run uses: ``untrained`` (the recipe's values) when ``weights: auto``
+    fell back to untrained weights (``untrained_fallback``), else ``seed`` (the values as they are)."""
+    if cfg.recipe != "auto":
+        return cfg
+    if not untrained_fallback:
+        return dataclasses.replace(cfg, recipe="seed")
+    return _validate({**dataclasses.asdict(cfg), **untrained_recipe(), "recipe": "untrained"})
 
 
 def to_yaml(cfg: Config) -> str:

@@ -80,12 +80,19 @@ class Normalization(nn.Module):
         return (img - self.mean) / self.std
 
 
-def vgg19_features(upto: int = len(LAYERS) - 1) -> nn.Sequential:
+POOLINGS = ("max", "avg")
+
+
+def vgg19_features(upto: int = len(LAYERS) - 1, pooling: str = "max") -> nn.Sequential:
     """VGG19 ``features`` up to and including layer ``upto``, uninitialised.
 
     Indices match ``torchvision.models.vgg19().features`` so its state_dict keys (``0.weight``...) load.
     ReLUs are built not in-place: the loss modules need the tensors they observe unchanged.
+    ``pooling="avg"`` puts 2x2 average pools where VGG19 has max pools (Gatys et al. 2016 found them to give
+    smoother results); pools have no weights, so the same state_dict loads either way.
     """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     modules, in_ch = [], 3
     for entry in LAYERS[: upto + 1]:
         if entry.kind == "conv":
@@ -94,7 +101,8 @@ def vgg19_features(upto: int = len(LAYERS) - 1) -> nn.Sequential:
         elif entry.kind == "relu":
             modules.append(nn.ReLU(inplace=False))
         else:
-            modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            pool = nn.MaxPool2d if pooling == "max" else nn.AvgPool2d
+            modules.append(pool(kernel_size=2, stride=2))
     return nn.Sequential(*modules)
 
 

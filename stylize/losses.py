@@ -68,3 +68,24 @@ class StyleLoss(nn.Module):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         self.loss = self.weight * style_loss(input, self.target)
         return input
+
+
+def target_scale(target: torch.Tensor) -> float:
+    """``mean(target**2)``: the loss a zero input would have, the scale ``normalize: targets`` divides by.
+
+    Dividing a layer's ``F.mse_loss`` by it turns the loss into the relative squared error
+    ``||x - t||^2 / ||t||^2``, so layers whose activations differ in scale by orders of magnitude (as in an
+    untrained VGG) contribute comparably (He, Wang & Hopcroft 2016's automatic per-layer normalization).
+    An all-zero target (e.g. a black image at a dead layer) has no scale; it gives 1, leaving the weight as is.
+    """
+    scale = target.detach().double().pow(2).mean().item()  # float64: Gram entries of deep layers are tiny
+    return scale if scale > 0 else 1.0
+
+
+def normalize_by_targets(losses: list[nn.Module]) -> list[float]:
+    """Divide each loss module's weight by :func:`target_scale` of its target (a content layer's features, a
+    style layer's Gram matrix), once, at setup; returns the scales. The hot loop is unchanged."""
+    scales = [target_scale(m.target) for m in losses]
+    for m, scale in zip(losses, scales):
+        m.weight = m.weight / scale
+    return scales

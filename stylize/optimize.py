@@ -67,6 +67,10 @@ def evaluate(
     return content_score, style_score
 
 
+class _BudgetSpent(Exception):
+    """A line search asked for an evaluation beyond ``steps``."""
+
+
 def optimize(
     model: nn.Module,
     content_losses: Sequence[ContentLoss],
@@ -79,6 +83,7 @@ def optimize(
     max_iter: int = 20,
     history_size: int = 100,
     project: bool = False,
+    line_search: str | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
 ) -> OptimizeResult:
     """Run LBFGS on ``image`` (modified in place) for exactly ``steps`` closure evaluations.
@@ -96,15 +101,22 @@ def optimize(
     Ctrl-C (KeyboardInterrupt) ends the loop early with ``interrupted=True``; the image so far is kept.
     A loss that becomes inf/NaN (e.g. an absurd style weight) ends it with ``diverged=True`` and the last
     image whose loss was finite. The image is clamped to [0, 1] at the end, as in the seed.
+
+    ``line_search="strong_wolfe"`` uses torch's line search (the seed uses none: fixed steps, which can blow
+    up when the clamp fights them, as with normalized losses). It evaluates several times per iteration,
+    so when ``steps`` runs out inside one the image of the last evaluation is kept.
     """
     image.requires_grad_(True)
     model.requires_grad_(False)
-    optimizer = torch.optim.LBFGS([image], max_iter=max_iter, history_size=history_size)
+    optimizer = torch.optim.LBFGS([image], max_iter=max_iter, history_size=history_size, line_search_fn=line_search)
     result = OptimizeResult(image=image)
     last_finite = image.detach().clone()
     start = time.perf_counter()
+    spent = False
 
     def closure() -> torch.Tensor:
+        if len(result.history) >= steps:
+            raise _BudgetSpent
         content_score, style_score = evaluate(model, content_losses, style_losses, image, style_weight, content_weight)
         loss = style_score + content_score
         record = StepRecord(len(result.history) + 1, time.perf_counter() - start, *_values(content_score, style_score, loss))
@@ -124,6 +136,8 @@ def optimize(
     try:
         while len(result.history) < steps:
             allowed = optimizer.param_groups[0]["max_iter"] = min(max_iter, steps - len(result.history))
+            if line_search:  # it makes several evaluations per iteration: cap them (torch's default is 1.25x)
+                optimizer.param_groups[0]["max_eval"] = allowed
             before = len(result.history)
             optimizer.step(closure)
             # One evaluation although more were allowed: the gradient is ~0 and LBFGS will not move again.
@@ -134,8 +148,10 @@ def optimize(
         result.interrupted = True
     except _Diverged:
         result.diverged = True
+    except _BudgetSpent:  # mid line search, the image is a trial point: keep the last evaluated one instead
+        spent = True
     with torch.no_grad():
-        if result.diverged:
+        if result.diverged or spent:
             image.copy_(last_finite)
         image.clamp_(0, 1)
     result.image = image.detach()

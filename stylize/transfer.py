@@ -21,8 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import devices, features, fused, images, logs
-from .config import MIN_SIZE, Config, build_config
+from . import devices, features, fused, images, logs, losses, weights as weights_
+from .config import MIN_SIZE, Config, build_config, resolve_recipe
 from .errors import StylizeError
 from .optimize import OptimizeResult, StepRecord, optimize
 from .outputs import AtomicFiles
@@ -142,11 +142,12 @@ def _coarse_stage(cfg: Config, net, content: torch.Tensor, style: torch.Tensor, 
     small_content, small_style, small_init = shrink(content), shrink(style), shrink(image.clamp(0, 1))
     model, content_losses, style_losses = features.build_style_model(
         net, small_content, small_style, cfg.content_layers, cfg.style_layers)
+    if cfg.normalize == "targets":
+        losses.normalize_by_targets([*content_losses, *style_losses])
     model = fused.fuse(model)
     fused.retarget(model, small_content, small_style)
-    result = optimize(model, content_losses, style_losses, small_init.clone(), steps=steps,
-                      style_weight=cfg.style_weight, content_weight=cfg.content_weight, max_iter=cfg.lbfgs_max_iter,
-                      history_size=cfg.lbfgs_history, project=True)
+    result = optimize(model, content_losses, style_losses, small_init.clone(), project=True,
+                      **{**_lbfgs(cfg), "steps": steps})
     if result.history:
         log.info("coarse stage: %d evaluations at %dx%d px, loss %.4g -> %.4g", len(result.history), half[1], half[0],
                  result.history[0].total, result.history[-1].total)
@@ -187,21 +188,29 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
     if cfg.profile:
         paths["profile"] = Path(f"{output.with_suffix('')}.dlp-profile.json")
     _check_outputs(paths, cfg, [content_path, style_path])
-    cut = features.last_tap(cfg.content_layers, cfg.style_layers)
 
     content_pil, style_pil = images.load_image(content_path), images.load_image(style_path)
+    # Which weights `auto` means decides the recipe (and so the layers, the cut and the size check).
+    spec, fallback = weights_.resolve(cfg.weights)
+    cfg = resolve_recipe(cfg, untrained_fallback=fallback is not None)
+    cut = features.last_tap(cfg.content_layers, cfg.style_layers)
     width, height = images.shorter_edge_size(content_pil.width, content_pil.height, size)
     _check_size(width, height, cfg, cut, device)
     try:
         content_img = images.to_tensor(images.resize_shorter(content_pil, size)).to(device)
         style_img = images.to_tensor(images.resize_cover(style_pil, width, height)).to(device)
         image = _init_image(cfg, content_img)
-        net, weights = load_features(cfg.weights, cut)
+        net, weights = load_features(spec, cut, cfg.pooling)
+        if fallback is not None:
+            weights = dataclasses.replace(weights, warning=weights_.fallback_warning(fallback, cfg.recipe))
         if weights.warning:
             log.warning(weights.warning)
-        log.info("weights: %s; device: %s; image: %dx%d px; %d steps", weights, devices.describe(device), width, height, cfg.steps)
+        log.info("weights: %s; recipe: %s; device: %s; image: %dx%d px; %d steps", weights, cfg.recipe,
+                 devices.describe(device), width, height, cfg.steps)
         model, content_losses, style_losses = features.build_style_model(
             net.to(device).eval(), content_img, style_img, cfg.content_layers, cfg.style_layers)
+        if cfg.normalize == "targets":  # once, here: the loop runs the plain weighted losses
+            losses.normalize_by_targets([*content_losses, *style_losses])
         if profile is not None:
             profile = _dlp_start(model)
         fast = not cfg.exact and device.type != "dlp"  # the CPU/CUDA fast path; dlp-sim fuses for itself
@@ -215,10 +224,7 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
             if fast:
                 model = fused.fuse(model)
                 fused.retarget(model, content_img, style_img)
-            result = optimize(model, content_losses, style_losses, image,
-                              steps=cfg.steps, style_weight=cfg.style_weight, content_weight=cfg.content_weight,
-                              max_iter=cfg.lbfgs_max_iter, history_size=cfg.lbfgs_history, project=fast,
-                              on_step=on_step)
+            result = optimize(model, content_losses, style_losses, image, project=fast, on_step=on_step, **_lbfgs(cfg))
     except torch.cuda.OutOfMemoryError:  # the size check is an estimate; on the CPU the OS would step in first
         raise StylizeError(f"out of memory on {device} at size {size}. Use a smaller --size.") from None
     t2 = time.perf_counter()
@@ -264,7 +270,7 @@ def _write(out: RunResult, paths: dict[str, Path], content: Path, style: Path) -
         "content": str(content), "style": str(style),
         "image_size": list(out.image.shape[-1:-3:-1]),  # [W, H]
         "outputs": {k: str(v) for k, v in paths.items()},
-        "device": out.device, "weights": out.weights.as_dict(),
+        "device": out.device, "weights": out.weights.as_dict(), "recipe": out.config.recipe,
         "timings": out.timings, "versions": logs.versions(),
         "config": dataclasses.asdict(out.config),
     }

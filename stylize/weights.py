@@ -49,29 +49,21 @@ def offline() -> bool:
     return os.environ.get("STYLIZE_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def load_features(spec: str, upto: int) -> tuple[nn.Sequential, WeightsInfo]:
+def load_features(spec: str, upto: int, pooling: str = "max") -> tuple[nn.Sequential, WeightsInfo]:
     """VGG19 features up to layer ``upto`` with the weights ``spec`` names.
 
     Args:
         spec: ``auto`` (ImageNet if cached or downloadable, else untrained with a warning), ``imagenet``,
             ``untrained`` or a path to a VGG19 (or features-only) state_dict.
         upto: index of the last layer needed (the network is cut there).
+        pooling: ``max`` (VGG19's) or ``avg``; pools have no weights, so this does not change what is loaded.
     """
-    net = features.vgg19_features(upto)
+    net = features.vgg19_features(upto, pooling)
+    spec, fallback = resolve(spec)
     if spec == "untrained":
-        return features.init_untrained(net, UNTRAINED_SEED), _untrained_info()
-    if spec in ("imagenet", "auto"):
-        try:
-            state, info = _load_file(_imagenet_file(), "ImageNet weights"), WeightsInfo("imagenet", str(cache_path()))
-        except StylizeError as e:
-            if spec == "imagenet":
-                raise
-            warning = (
-                f"ImageNet VGG19 weights unavailable ({str(e).split('. ')[0]}); using UNTRAINED random weights. "
-                "Results will look like coloured noise rather than a stylization. "
-                "Fix: `stylize weights import vgg19-dcbb9e9d.pth` (see `stylize weights info`)."
-            )
-            return features.init_untrained(net, UNTRAINED_SEED), _untrained_info(warning)
+        return features.init_untrained(net, UNTRAINED_SEED), _untrained_info(fallback and fallback_warning(fallback))
+    if spec == "imagenet":
+        state, info = _load_file(_imagenet_file(), "ImageNet weights"), WeightsInfo("imagenet", str(cache_path()))
     else:
         path = Path(spec)
         if not path.is_file():
@@ -79,6 +71,30 @@ def load_features(spec: str, upto: int) -> tuple[nn.Sequential, WeightsInfo]:
         state, info = _load_file(path, "weights file"), WeightsInfo("file", str(path))
     _load_into(net, state, info.source)
     return net, info
+
+
+def resolve(spec: str) -> tuple[str, str | None]:
+    """What ``spec`` means now: ``auto`` becomes ``imagenet`` if the ImageNet file is cached or downloads, else
+    ``untrained`` and the reason (the second item, None unless ``auto`` fell back). Other specs are returned as is."""
+    if spec != "auto":
+        return spec, None
+    try:
+        _imagenet_file()
+    except StylizeError as e:
+        return "untrained", str(e).split(". ")[0]
+    return "imagenet", None
+
+
+def fallback_warning(reason: str, recipe: str | None = None) -> str:
+    """The loud warning when ``auto`` falls back to untrained weights; it says which recipe the run uses."""
+    if recipe == "untrained":
+        outcome = ("with the untrained recipe (configs/untrained.yaml: per-layer loss normalization, avg pooling, "
+                   "content init). Expect a rough stylization, far from what ImageNet weights give.")
+    else:
+        outcome = ("Results will look like coloured noise rather than a stylization with these layers and weights; "
+                   "the untrained recipe (-c untrained) does much better.")
+    return (f"ImageNet VGG19 weights unavailable ({reason}); using UNTRAINED random weights {outcome} "
+            "Fix: `stylize weights import vgg19-dcbb9e9d.pth` (see `stylize weights info`).")
 
 
 def _untrained_info(warning: str | None = None) -> WeightsInfo:

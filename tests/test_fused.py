@@ -15,13 +15,13 @@ TAPS = {
 }
 
 
-def _models(taps, h=37, w=29, seed=0, dtype=torch.float32):
+def _models(taps, h=37, w=29, seed=0, dtype=torch.float32, device="cpu"):
     content_layers, style_layers = ({n: 1.0 + i for i, n in enumerate(names)} for names in taps)
     gen = torch.Generator().manual_seed(seed)
-    content, style = torch.rand(2, 1, 3, h, w, generator=gen, dtype=dtype)
-    net = features.init_untrained(features.vgg19_features(features.last_tap(content_layers, style_layers))).to(dtype)
-    model, cl, sl = features.build_style_model(net, content, style, content_layers, style_layers)
-    image = torch.rand(1, 3, h, w, generator=gen, dtype=dtype)
+    content, style = torch.rand(2, 1, 3, h, w, generator=gen, dtype=dtype).to(device)
+    net = features.init_untrained(features.vgg19_features(features.last_tap(content_layers, style_layers)))
+    model, cl, sl = features.build_style_model(net.to(dtype).to(device), content, style, content_layers, style_layers)
+    image = torch.rand(1, 3, h, w, generator=gen, dtype=dtype).to(device)
     return model, [*cl, *sl], image
 
 
@@ -78,3 +78,14 @@ def test_fuse_keeps_the_seed_structure():
     assert list(block1.pre) == [loss_modules[2]] and list(block1.post) == [loss_modules[3]] and block1.relu
     assert [type(t) for t in block2.pre] == [ContentLoss] and [type(t) for t in block2.post] == [ContentLoss]
     assert fast.conv_3.relu and list(fast.conv_3.post) == [loss_modules[5]] and len(fast) == 6  # cut after its loss
+
+
+@pytest.mark.gpu
+def test_fused_on_cuda_matches_the_seed_graph_on_cpu():
+    """channels_last cuDNN convs (TF32 where the GPU has it) against the plain graph on the CPU."""
+    model, loss_modules, image = _models(TAPS["gatys"], h=64, w=48)
+    want, want_grad = _losses_and_grad(model, loss_modules, image)
+    model, loss_modules, image = _models(TAPS["gatys"], h=64, w=48, device="cuda")
+    got, got_grad = _losses_and_grad(fused.fuse(model), loss_modules, image)
+    torch.testing.assert_close(got.cpu(), want, rtol=1e-2, atol=0)
+    assert ((got_grad.cpu() - want_grad).norm() / want_grad.norm()).item() < 5e-2
