@@ -156,6 +156,13 @@ def _coarse_stage(cfg: Config, net, content: torch.Tensor, style: torch.Tensor, 
     return result
 
 
+def _lbfgs(cfg: Config) -> dict[str, Any]:
+    """The optimization settings of ``cfg``, as :func:`optimize` takes them."""
+    return {"steps": cfg.steps, "style_weight": cfg.style_weight, "content_weight": cfg.content_weight,
+            "max_iter": cfg.lbfgs_max_iter, "history_size": cfg.lbfgs_history,
+            "line_search": None if cfg.lbfgs_line_search == "none" else cfg.lbfgs_line_search}
+
+
 def _check_outputs(paths: dict[str, Path], cfg: Config, inputs: list[Path]) -> None:
     """No output may overwrite an input (the image, or a log beside it) or land on a folder."""
     inputs = inputs + [Path(p) for p in (cfg.init, cfg.weights) if Path(p).is_file()]
