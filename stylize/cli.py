@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 
 from . import __version__, images, logs, weights
 from .config import Config, build_config, to_yaml
-from .errors import StylizeError
+from .errors import StylizeError, did_you_mean
 from .outputs import AtomicFiles
 from .optimize import StepRecord
 from .transfer import run as run_transfer
@@ -231,6 +231,9 @@ def bench(
     from . import bench as bench_lib  # torch-heavy module: only for this command
 
     cfg = build_config(config, set_ or ())
+    if device.lower() not in (*bench_lib.DEVICES, "all") and not device.lower().startswith("cuda:"):
+        raise StylizeError(f"unknown device {device!r}.{did_you_mean(device.lower(), bench_lib.DEVICES)} "
+                           f"Use one of {', '.join(bench_lib.DEVICES)}, cuda:N or all.")
     sizes = size or [256, 512]
     for s in sizes:
         if s < 32:

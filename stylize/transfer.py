@@ -124,8 +124,8 @@ COARSE_SHARE, COARSE_MAX = 6, 50  # the coarse stage runs steps // 6 evaluations
 
 def _coarse_stage(cfg: Config, net, content: torch.Tensor, style: torch.Tensor, image: torch.Tensor,
                   cut: int) -> OptimizeResult | None:
-    """Coarse to fine: ``steps // 6`` evaluations (at most 50) at half the size, then the change they made, upsampled, is
-    added to the full-size init (so a content or image init keeps its fine detail).
+    """Coarse to fine: ``steps // 6`` evaluations (at most 50) at half the size; the change they made, upsampled,
+    is added to the full-size init (so a content or image init keeps its fine detail).
 
     At half size an evaluation costs a quarter and the large structures settle first; the full-size run then
     starts near a good point (measured at 128 px: the seed's best loss of 300 evaluations reached after 90

@@ -67,6 +67,7 @@ def test_cli_bench_writes_json(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--size", "8"], "too small to benchmark"),
+    (["--device", "cpux"], "unknown device 'cpux'. Did you mean 'cpu'?"),
     (["--json", "x.txt"], "unsupported extension"),
     (["-c", "nope"], "config file not found"),
     (["--set", "style_layers={conv_1: 1, conv_2: 2}"], "one weight for all style layers"),
