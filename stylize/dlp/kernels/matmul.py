@@ -100,16 +100,22 @@ def _rows(features: torch.Tensor) -> torch.Tensor:
     return features.reshape(a * b, c * d)  # (a*b, c*d): F of the seed's gram_matrix
 
 
-def gram(features: torch.Tensor) -> torch.Tensor:
-    """``F Fᵀ / (a·b·c·d)`` of (a, b, c, d) features: the seed's ``gram_matrix`` as one kernel."""
-    started = time.perf_counter()
-    rt = runtime.current()
+def _gram_on_chip(features: torch.Tensor, rt) -> tuple[torch.Tensor, tuple[int, int, int], MatmulPlan, int]:
+    """``F Fᵀ / n`` by the K-blocked kernel, with what pricing it needs: (m, m, k), the plan, bytes per element."""
     f = _rows(features)
     m, k = f.shape
     a_b = numerics.element_bytes(rt.mode, "activation")
     p = plan(m, m, k, rt.spec.nram_bytes, rt.spec.wram_bytes, a_b, a_b)
     g = _blocked(numerics.operand(f, rt.mode, "activation"), None, p.bk) / features.numel()
-    runtime.record("gram", tile_groups(m, m, k, p, a_b, a_b, numerics.store_bytes(rt.mode)), started)
+    return g, (m, m, k), p, a_b
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """``F Fᵀ / (a·b·c·d)`` of (a, b, c, d) features: the seed's ``gram_matrix`` as one kernel."""
+    started = time.perf_counter()
+    rt = runtime.current()
+    g, shape, p, a_b = _gram_on_chip(features, rt)
+    runtime.record("gram", tile_groups(*shape, p, a_b, a_b, numerics.store_bytes(rt.mode)), started)
     return numerics.store(g, rt.mode)
 
 
@@ -124,15 +130,11 @@ def gram_mse(features: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor
     """Fused ``mean((gram(F) - T)²)``. Returns the loss (0-dim) and the residual ``gram(F) - T`` for backward."""
     started = time.perf_counter()
     rt = runtime.current()
-    f = _rows(features)
-    m, k = f.shape
-    a_b = numerics.element_bytes(rt.mode, "activation")
-    p = plan(m, m, k, rt.spec.nram_bytes, rt.spec.wram_bytes, a_b, a_b)
-    g = _blocked(numerics.operand(f, rt.mode, "activation"), None, p.bk) / features.numel()
+    g, shape, p, a_b = _gram_on_chip(features, rt)
     residual = numerics.store(g - target, rt.mode).contiguous()  # epilogue: G - T, squared and summed on chip
     loss = (residual * residual).sum() / residual.numel()
     # Per tile: the target tile in (fp32), the residual tile out, one partial sum out; 3 vector ops per element.
-    groups = tile_groups(m, m, k, p, a_b, a_b, numerics.store_bytes(rt.mode), extra_in=4, epilogue_ops=3)
+    groups = tile_groups(*shape, p, a_b, a_b, numerics.store_bytes(rt.mode), extra_in=4, epilogue_ops=3)
     runtime.record("gram_mse", groups, started)
     return loss, residual
 
