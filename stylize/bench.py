@@ -202,8 +202,7 @@ class _Ours:
 
             dlp.fuse_conv_relu(model)
         elif not cfg.exact:
-            model = fused.fuse(model)
-            fused.retarget(model, content, style)
+            model = fused.fuse(model, content, style)
         self.model = model
         self.setup_s = time.perf_counter() - start
         self.image = _noise(content, cfg.seed).requires_grad_(True)
@@ -245,7 +244,11 @@ def _seed_names(cfg: Config) -> tuple[list[str], list[str]]:
 
 
 def _seed_weights(cfg: Config) -> tuple[float, float]:
-    """(style_weight, content_weight) for the seed's code, with a common per-layer weight folded in."""
+    """(style_weight, content_weight) for the seed's code, with a common per-layer weight folded in; refuses a
+    config the seed's code cannot run (its weights, pooling and losses are fixed)."""
+    if cfg.normalize != "none" or cfg.pooling != "max":
+        raise StylizeError("bench: the seed's code has max pooling and no loss normalization; use a config without "
+                           "normalize/pooling changes (like default or gatys).")
     style = set(cfg.style_layers.values()) or {1.0}
     content = set(cfg.content_layers.values()) or {1.0}
     if len(style) > 1 or len(content) > 1:

@@ -208,11 +208,12 @@ def retarget(model: nn.Sequential, content: torch.Tensor, style: torch.Tensor) -
             hook.remove()
 
 
-def fuse(model: nn.Sequential) -> nn.Sequential:
+def fuse(model: nn.Sequential, content: torch.Tensor | None = None, style: torch.Tensor | None = None) -> nn.Sequential:
     """The seed's model with each ``conv_N [losses] [relu_N [losses]]`` run replaced by a :class:`ConvBlock`.
 
     ``Normalization``, pools and loss modules after a pool stay as they are (autograd runs them). The
     blocks keep the conv's name, and hold the very loss modules of the plain model, whose ``.loss`` they set.
+    Given the content and style images, the targets are recomputed through the fused kernels (:func:`retarget`).
     """
     items = list(model.named_children())
     fused, i = nn.Sequential(), 0
@@ -228,6 +229,8 @@ def fuse(model: nn.Sequential) -> nn.Sequential:
         if relu:
             i, post = _taps(items, i + 1)
         fused.add_module(name, ConvBlock(module, relu, pre, post))
+    if content is not None and style is not None:
+        retarget(fused, content, style)
     return fused
 
 

@@ -144,8 +144,7 @@ def _coarse_stage(cfg: Config, net, content: torch.Tensor, style: torch.Tensor, 
         net, small_content, small_style, cfg.content_layers, cfg.style_layers)
     if cfg.normalize == "targets":
         losses.normalize_by_targets([*content_losses, *style_losses])
-    model = fused.fuse(model)
-    fused.retarget(model, small_content, small_style)
+    model = fused.fuse(model, small_content, small_style)
     result = optimize(model, content_losses, style_losses, small_init.clone(), project=True,
                       **{**_lbfgs(cfg), "steps": steps})
     if result.history:
@@ -229,8 +228,7 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
         else:
             image = image if coarse is None else coarse.image
             if fast:
-                model = fused.fuse(model)
-                fused.retarget(model, content_img, style_img)
+                model = fused.fuse(model, content_img, style_img)
             result = optimize(model, content_losses, style_losses, image, project=fast, on_step=on_step, **_lbfgs(cfg))
     except torch.cuda.OutOfMemoryError:  # the size check is an estimate; on the CPU the OS would step in first
         raise StylizeError(f"out of memory on {device} at size {size}. Use a smaller --size.") from None

@@ -71,6 +71,7 @@ def test_cli_bench_writes_json(tmp_path):
     (["--json", "x.txt"], "unsupported extension"),
     (["-c", "nope"], "config file not found"),
     (["--set", "style_layers={conv_1: 1, conv_2: 2}"], "one weight for all style layers"),
+    (["-c", "untrained"], "no loss normalization"),
 ])
 def test_cli_bench_bad_input(args, message):
     result = runner.invoke(app, ["bench", *args])

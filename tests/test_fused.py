@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from stylize import features, fused
-from stylize.losses import ContentLoss, StyleLoss
+from stylize.losses import ContentLoss
 
 TAPS = {
     "seed": (["conv_4"], ["conv_1", "conv_2", "conv_3", "conv_4", "conv_5"]),
