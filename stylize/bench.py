@@ -210,7 +210,7 @@ class _Ours:
         self.cfg = cfg
 
     def __call__(self) -> float:
-        c, s = evaluate(self.model, self.cl, self.sl, self.image, self.cfg.style_weight, self.cfg.content_weight)
+        c, s, _ = evaluate(self.model, self.cl, self.sl, self.image, self.cfg.style_weight, self.cfg.content_weight)
         loss = c + s
         loss.backward()
         return loss.item()
@@ -321,12 +321,12 @@ def time_to_quality(device: torch.device, size: int, cfg: Config, net: nn.Module
     start = time.perf_counter()
 
     def watch(record) -> None:
-        if record.total <= target:
+        if record.size == size and record.total <= target:
             reached.update(seconds=time.perf_counter() - start, step=record.step)
             raise _Reached
 
     content_path, style_path = demo_pair()
-    ours_cfg = dataclasses.replace(cfg, content=str(content_path), style=str(style_path), size=size,
+    ours_cfg = dataclasses.replace(cfg, content=str(content_path), style=[str(style_path)], size=size,
                                    device=str(device), steps=10 * evals)
     start = time.perf_counter()
     with contextlib.suppress(_Reached):

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
-from . import __version__, images, logs, weights
+from . import __version__, checkpoint, images, logs, weights
 from .config import Config, build_config, to_yaml
 from .errors import StylizeError, did_you_mean
 from .outputs import AtomicFiles
@@ -125,12 +125,16 @@ class _Progress:
     a rich progress bar with ETA and live losses. The bar appears with the first step, so setup errors and
     warnings are not mixed with an empty bar."""
 
-    def __init__(self, console: Console, steps: int, log_every: int):
-        self.console, self.steps, self.log_every = console, steps, log_every
+    def __init__(self, console: Console, log_every: int):
+        self.console, self.steps, self.log_every = console, None, log_every
         self.bar = Progress(TextColumn("[bold]stylize"), BarColumn(bar_width=24), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                             TextColumn("{task.fields[losses]}"), console=console)
         self.task = None
+
+    def plan(self, stages) -> None:
+        """Called by the run with its schedule: the bar counts the evaluations of all sizes."""
+        self.steps = sum(s.steps for s in stages)
 
     def __call__(self, r: StepRecord) -> None:
         losses = f"total {r.total:.4g}  style {r.style:.4g}  content {r.content:.4g}"
@@ -150,22 +154,38 @@ class _Progress:
 @app.command(epilog="Examples:\n\n"
              "  stylize run                                  # the bundled demo pair\n\n"
              "  stylize run photo.jpg painting.jpg -o out.png --size 256 --steps 200\n\n"
+             "  stylize run photo.jpg a.jpg b.jpg --style-blend 0.7,0.3 --original-colors\n\n"
+             "  stylize run photo.jpg painting.jpg --scales 256,512 --tv-weight 10 --save-every 50\n\n"
+             "  stylize run photo.jpg painting.jpg --checkpoint-every 100   # then: stylize run --resume outputs/photo__painting.ckpt\n\n"
              "  stylize run photo.jpg painting.jpg -c configs/gatys.yaml --set style_weight=1e5\n\n"
              "  stylize run --device dlp-sim --dlp-spec mlu270 --dlp-mode int8 --profile   # the simulated DLP\n\n"
              "  stylize run --print-config -c gatys          # show the resolved config")
 def run(
     content: Annotated[Optional[Path], typer.Argument(help="Content image (default: the bundled demo).", show_default=False)] = None,
-    style: Annotated[Optional[Path], typer.Argument(help="Style image (default: the bundled demo).", show_default=False)] = None,
-    config: Annotated[Optional[str], typer.Option("--config", "-c", help="YAML config file (or a bundled name: default, gatys).")] = None,
+    style: Annotated[Optional[list[Path]], typer.Argument(help="Style image(s); several are blended (default: the bundled demo).", show_default=False)] = None,
+    config: Annotated[Optional[str], typer.Option("--config", "-c", help="YAML config file (or a bundled name: default, gatys, untrained).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help=_help("Output image, .png or .jpg; logs are written beside it.", "output"), show_default=False)] = None,
     size: Annotated[Optional[int], typer.Option(help=_help("Shorter edge in px.", "size"), show_default=False)] = None,
-    steps: Annotated[Optional[int], typer.Option(help=_help("Closure evaluations.", "steps"), show_default=False)] = None,
+    steps: Annotated[Optional[int], typer.Option(help=_help("Closure evaluations (at the final size).", "steps"), show_default=False)] = None,
     device: Annotated[Optional[str], typer.Option(help=_help("auto | cpu | cuda | cuda:N | dlp-sim.", "device"), show_default=False)] = None,
     weights_: Annotated[Optional[str], typer.Option("--weights", help=_help("auto | imagenet | untrained | PATH to a VGG19 state_dict.", "weights"), show_default=False)] = None,
-    init: Annotated[Optional[str], typer.Option(help=_help("noise | content | PATH to an image.", "init"), show_default=False)] = None,
+    init: Annotated[Optional[str], typer.Option(help=_help("noise | content | gray | PATH to an image.", "init"), show_default=False)] = None,
     seed: Annotated[Optional[int], typer.Option(help=_help("Seed of the noise init.", "seed"), show_default=False)] = None,
     style_weight: Annotated[Optional[float], typer.Option(help=_help("Style loss weight.", "style_weight"), show_default=False)] = None,
     content_weight: Annotated[Optional[float], typer.Option(help=_help("Content loss weight.", "content_weight"), show_default=False)] = None,
+    style_blend: Annotated[Optional[str], typer.Option(help="Weights of several style images, e.g. 0.7,0.3 (normalized) \\[default: equal]", show_default=False)] = None,
+    style_scale: Annotated[Optional[float], typer.Option(help=_help("Style image size relative to the content's.", "style_scale"), show_default=False)] = None,
+    tv_weight: Annotated[Optional[float], typer.Option(help=_help("Total-variation loss weight (smoothness).", "tv_weight"), show_default=False)] = None,
+    original_colors: Annotated[Optional[bool], typer.Option("--original-colors", help="Keep the content's colours (luminance-only transfer, YCbCr).", show_default=False)] = None,
+    match_histogram: Annotated[Optional[bool], typer.Option("--match-histogram", help="Match the style's colour histogram to the content's before the run.", show_default=False)] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help=_help("lbfgs | adam.", "optimizer"), show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option(help=_help("Adam's learning rate.", "lr"), show_default=False)] = None,
+    pooling: Annotated[Optional[str], typer.Option(help=_help("max | avg: the network's pooling layers.", "pooling"), show_default=False)] = None,
+    scales: Annotated[Optional[str], typer.Option(help=_help("Coarse to fine: auto | none | ladder | sizes, e.g. 256,512 or 256:100,512.", "scales"), show_default=False)] = None,
+    save_every: Annotated[Optional[int], typer.Option(help=_help("Write <stem>.stepNNNN.png every N steps (0: never).", "save_every"), show_default=False)] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help=_help("Write <stem>.ckpt every N steps, for --resume (0: never).", "checkpoint_every"), show_default=False)] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the run a checkpoint (<stem>.ckpt) saved; its settings are the defaults.", show_default=False)] = None,
+    tensorboard: Annotated[Optional[Path], typer.Option(help="Write TensorBoard logs (losses, images, graph) to this folder.", show_default=False)] = None,
     dlp_spec: Annotated[Optional[str], typer.Option(help=_help("dlp-sim device spec: textbook | mlu270 | PATH to a spec YAML.", "dlp_spec"), show_default=False)] = None,
     dlp_mode: Annotated[Optional[str], typer.Option(help=_help("dlp-sim numerics: fp32 | fp16 | int8.", "dlp_mode"), show_default=False)] = None,
     profile: Annotated[Optional[bool], typer.Option("--profile", help="dlp-sim: print the per-op device profile and write <stem>.dlp-profile.json.", show_default=False)] = None,
@@ -174,10 +194,15 @@ def run(
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")] = False,
 ) -> None:
     """Stylize CONTENT with STYLE: writes the image, <stem>.losses.csv, <stem>.run.json and <stem>.loss.png."""
-    flags = {"content": content, "style": style, "output": output, "size": size, "steps": steps, "device": device,
-             "weights": weights_, "init": init, "seed": seed, "style_weight": style_weight, "content_weight": content_weight,
+    flags = {"content": content, "style": [str(s) for s in style] if style else None, "output": output, "size": size,
+             "steps": steps, "device": device, "weights": weights_, "init": init, "seed": seed,
+             "style_weight": style_weight, "content_weight": content_weight, "style_blend": style_blend,
+             "style_scale": style_scale, "tv_weight": tv_weight, "original_colors": original_colors,
+             "match_histogram": match_histogram, "optimizer": optimizer, "lr": lr, "pooling": pooling, "scales": scales,
+             "save_every": save_every, "checkpoint_every": checkpoint_every, "tensorboard": tensorboard,
              "dlp_spec": dlp_spec, "dlp_mode": dlp_mode, "profile": profile}
-    cfg = build_config(config, set_ or (), {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()})
+    saved = checkpoint.load(resume)["config"] if resume else None
+    cfg = build_config(config, set_ or (), {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()}, base=saved)
     if print_config:
         print(to_yaml(cfg), end="")
         return
@@ -186,10 +211,10 @@ def run(
     log.addHandler(handler)
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
-    progress = None if quiet else _Progress(console, cfg.steps, cfg.log_every)
+    progress = None if quiet else _Progress(console, cfg.log_every)
     previous_term = signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # `kill` keeps the work, like Ctrl-C
     try:
-        result = run_transfer(cfg, on_step=progress)
+        result = run_transfer(cfg, on_step=progress, resume=resume)
     except KeyboardInterrupt:
         _fail("interrupted before the optimization got going; nothing was written.", 130)
     finally:
@@ -197,11 +222,12 @@ def run(
         if progress:
             progress.stop()
         log.removeHandler(handler)
-    final = result.history[-1] if result.history else None
+    final = result.output_losses or (result.history[-1] if result.history else None)
     if not quiet and final:
-        console.print(soft_wrap=True, *[f"done: {final.step} steps in {result.timings['optimize_s']:.1f} s "
-                      f"(setup {result.timings['setup_s']:.1f} s); final total {final.total:.4g} "
-                      f"(style {final.style:.4g}, content {final.content:.4g}); weights: {result.weights}"])
+        tv = f", tv {final.tv:.4g}" if cfg.tv_weight else ""
+        console.print(soft_wrap=True, *[f"done: {len(result.history)} steps in {result.timings['optimize_s']:.1f} s "
+                      f"(setup {result.timings['setup_s']:.1f} s); output total {final.total:.4g} "
+                      f"(style {final.style:.4g}, content {final.content:.4g}{tv}); weights: {result.weights}"])
     if result.interrupted:
         console.print(f"[yellow]interrupted at step {len(result.history)}: the image so far and the logs were written.[/]")
     elif result.status != "completed":

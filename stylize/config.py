@@ -23,7 +23,9 @@ from .errors import StylizeError, did_you_mean
 
 DEVICES = ("auto", "cpu", "cuda", "dlp-sim")
 WEIGHTS = ("auto", "imagenet", "untrained")
-INITS = ("noise", "content")
+INITS = ("noise", "content", "gray")
+OPTIMIZERS = ("lbfgs", "adam")
+SCALES = ("auto", "none", "ladder")
 POOLINGS = features.POOLINGS  # max | avg
 NORMALIZE = ("none", "targets")
 RECIPES = ("auto", "seed", "untrained")
@@ -41,13 +43,14 @@ class Config:
     """Everything a run needs. Field comments are the reference (README's config table mirrors them)."""
 
     content: str | None = None  # content image path; none = the bundled demo content
-    style: str | None = None  # style image path; none = the bundled demo style
+    style: list[str] | None = None  # style image path(s); several are blended (style_blend); none = the bundled demo style
+    style_blend: list[float] | None = None  # one weight per style image (normalized to sum 1); none = equal
     output: str | None = None  # output image (.png/.jpg); none = outputs/<content>__<style>.png
     size: int | None = None  # shorter edge in px; none = 512 on CUDA, 128 otherwise (the seed's rule)
     steps: int = 300  # closure evaluations (the seed counts these, not LBFGS steps)
     device: str = "auto"  # auto | cpu | cuda | cuda:N | dlp-sim
     weights: str = "auto"  # auto | imagenet | untrained | path to a VGG19 state_dict
-    init: str = "noise"  # noise (torch.randn, as the seed) | content | path to an image
+    init: str = "noise"  # noise (torch.randn, as the seed) | content | gray | path to an image
     seed: int = 0  # seeds the noise init
     style_weight: float = 1e6
     content_weight: float = 1.0
@@ -56,7 +59,21 @@ class Config:
     lbfgs_max_iter: int = 20  # evaluations per LBFGS step (torch default, as in the seed)
     lbfgs_history: int = 100  # LBFGS history size (torch default, as in the seed)
     lbfgs_line_search: str = "none"  # none (torch's default, the seed: fixed steps) | strong_wolfe
+    style_scale: float = 1.0  # style image size relative to the content's (1: the content's size, as the seed)
+    tv_weight: float = 0.0  # total-variation loss weight (0: none, as the seed); see losses.tv_loss
+    original_colors: bool = False  # keep the content's colours: the result's luminance with the content's chroma (YCbCr)
+    match_histogram: bool = False  # match the style images' colour histograms to the content's before the run
+    optimizer: str = "lbfgs"  # lbfgs (the seed) | adam
+    lr: float = 0.02  # adam's learning rate (the image is in [0, 1])
+    # Sizes run coarse to fine, each starting from the previous result upsampled; the last is `size`.
+    # auto: a short half-size stage first on the fast path (steps // 6, at most 50); none: `size` only;
+    # ladder: a sqrt(2) ladder from 128 px up; or a list of sizes, SIZE or SIZE:STEPS (default: `steps` each).
+    scales: str | list[int | str] = "auto"
+    blowup_factor: float = 10.0  # a loss above N x the best so far (or inf/NaN) restores the best image; 0: off
     log_every: int = 50  # print losses every N steps (the seed prints every 50)
+    save_every: int = 0  # write <stem>.stepNNNN.png every N steps (0: never)
+    checkpoint_every: int = 0  # write <stem>.ckpt (resumable with --resume) every N steps (0: never)
+    tensorboard: str | None = None  # a folder for TensorBoard logs (needs the tensorboard extra)
     exact: bool = False  # true: run the seed's unfused graph (bit-for-bit the tutorial, ~2x slower on CPU)
     dlp_spec: str = "textbook"  # dlp-sim only: a bundled device spec (textbook, mlu270) or a spec YAML file
     dlp_mode: str = "fp32"  # dlp-sim only: numerics fp32 | fp16 | int8 (int8 weights/activations, int16 gradients)
@@ -137,7 +154,7 @@ def _choice_or_path(name: str, value: Any, choices: Sequence[str]) -> str:
         return value.lower()
     if not Path(value).is_file():
         hint = did_you_mean(value.lower(), choices) or " Check the path."
-        raise _fail(name, f"'{value}' is neither {' nor '.join(choices)} nor an existing file.{hint}")
+        raise _fail(name, f"'{value}' is not one of {', '.join(choices)}, nor an existing file.{hint}")
     return value
 
 
@@ -159,11 +176,78 @@ def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
     raise _fail(name, f"unknown value {value!r}.{hint} Allowed: {', '.join(choices)}")
 
 
+def _paths(name: str, value: Any) -> list[str] | None:
+    """One file path or a list of them (``--set style=[a.jpg,b.jpg]``; a comma list from the CLI)."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, Sequence) or not items or not all(isinstance(v, str) and v for v in items):
+        raise _fail(name, f"expected a file path or a list of them, got {value!r}")
+    return list(items)
+
+
+def _numbers(name: str, value: Any) -> list[float] | None:
+    """A list of non-negative numbers, from YAML or a comma list (``0.7,0.3``)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, Sequence) or not value:
+        raise _fail(name, f"expected a list of numbers such as 0.7,0.3, got {value!r}")
+    return [_number(f"{name}[{i}]", v, float, 0.0) for i, v in enumerate(value)]
+
+
+def _scales(value: Any) -> str | list[int | str]:
+    """auto | none | ladder, or sizes SIZE or SIZE:STEPS (a list, or a comma string from the CLI), increasing."""
+    if isinstance(value, str) and value.lower() in SCALES:
+        return value.lower()
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+    hint = "Use auto, none, ladder or sizes such as 256,512 or 256:100,512"
+    if not isinstance(items, Sequence) or isinstance(items, str) or not items:
+        raise _fail("scales", f"expected auto, none, ladder or a list of sizes, got {value!r}. {hint}")
+    out: list[int | str] = []
+    for item in items:
+        size, sep, steps = str(item).partition(":")
+        size = _number("scales", size.strip(), int, MIN_SIZE, MAX_SIZE)
+        if out and size <= stage_of(out[-1])[0]:
+            raise _fail("scales", f"sizes must increase: {item} after {out[-1]}. {hint}")
+        out.append(f"{size}:{_number('scales', steps.strip(), int, 1, 10**7)}" if sep else size)
+    return out
+
+
+def stage_of(entry: int | str) -> tuple[int, int | None]:
+    """A ``scales`` entry as (size, steps or None)."""
+    size, _, steps = str(entry).partition(":")
+    return int(size), int(steps) if steps else None
+
+
 def _validate(raw: dict[str, Any]) -> Config:
     cfg = dict(raw)
-    for key in ("content", "style", "output"):
+    for key in ("content", "output", "tensorboard"):
         if cfg[key] is not None and (not isinstance(cfg[key], str) or not cfg[key]):
             raise _fail(key, f"expected a file path, got {cfg[key]!r}")
+    cfg["style"] = _paths("style", cfg["style"])
+    cfg["style_blend"] = _numbers("style_blend", cfg["style_blend"])
+    if cfg["style_blend"] is not None:
+        n = len(cfg["style"] or [None])
+        if len(cfg["style_blend"]) != n:
+            raise _fail("style_blend", f"{len(cfg['style_blend'])} weights for {n} style image{'s' * (n > 1)}: "
+                                       "give one weight per style image, e.g. --style-blend 0.7,0.3 for two.")
+        if sum(cfg["style_blend"]) <= 0:
+            raise _fail("style_blend", "the weights are all 0: give at least one positive weight.")
+    cfg["style_scale"] = _number("style_scale", cfg["style_scale"], float, 0.05, 8.0)
+    cfg["tv_weight"] = _number("tv_weight", cfg["tv_weight"], float, 0.0)
+    cfg["original_colors"] = _bool("original_colors", cfg["original_colors"])
+    cfg["match_histogram"] = _bool("match_histogram", cfg["match_histogram"])
+    cfg["optimizer"] = _choice("optimizer", cfg["optimizer"], OPTIMIZERS)
+    cfg["lr"] = _number("lr", cfg["lr"], float, 1e-9, 1e3)
+    cfg["scales"] = _scales(cfg["scales"])
+    cfg["blowup_factor"] = _number("blowup_factor", cfg["blowup_factor"], float, 0.0)
+    if 0 < cfg["blowup_factor"] <= 1:
+        raise _fail("blowup_factor", f"{cfg['blowup_factor']!r} would flag every step that is not a new best: "
+                                     "use a factor above 1 (default 10), or 0 to turn the guard off.")
+    cfg["save_every"] = _number("save_every", cfg["save_every"], int, 0)
+    cfg["checkpoint_every"] = _number("checkpoint_every", cfg["checkpoint_every"], int, 0)
     if cfg["size"] is not None:
         cfg["size"] = _number("size", cfg["size"], int, MIN_SIZE, MAX_SIZE)
     cfg["steps"] = _number("steps", cfg["steps"], int, 1, 10**7)
@@ -181,6 +265,8 @@ def _validate(raw: dict[str, Any]) -> Config:
     cfg["init"] = _choice_or_path("init", cfg["init"], INITS)
     _validate_dlp(cfg)
     cfg["lbfgs_line_search"] = _choice("lbfgs_line_search", cfg["lbfgs_line_search"], LINE_SEARCHES)
+    if cfg["optimizer"] == "adam" and cfg["lbfgs_line_search"] != "none":
+        raise _fail("lbfgs_line_search", "the line search is LBFGS's; with optimizer: adam set it to none.")
     cfg["pooling"] = _choice("pooling", cfg["pooling"], POOLINGS)
     cfg["normalize"] = _choice("normalize", cfg["normalize"], NORMALIZE)
     cfg["recipe"] = _choice("recipe", cfg["recipe"], RECIPES)
@@ -272,12 +358,14 @@ def build_config(
     file: str | Path | None = None,
     sets: Sequence[str] = (),
     overrides: Mapping[str, Any] | None = None,
+    base: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Merge defaults < YAML file < ``--set`` items < overrides (CLI flags / keyword arguments), then validate.
+    """Merge defaults < ``base`` < YAML file < ``--set`` items < overrides (CLI flags / keyword arguments), then
+    validate. ``base`` is a saved config (a checkpoint's, on ``--resume``).
 
     ``None`` values in ``overrides`` mean "not given" and are skipped.
     """
-    merged = dataclasses.asdict(Config())
+    merged = {**dataclasses.asdict(Config()), **(base or {})}
     explicit: set[str] = set()  # keys the user gave, wherever from: they decide `recipe`
     for layer in (load_yaml(file) if file is not None else {}, parse_sets(sets)):
         merged.update(layer)

@@ -8,7 +8,7 @@ after the last loss module.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -140,15 +140,17 @@ def _loss_name(model: nn.Sequential, kind: str, entry: Layer) -> str:
 def build_style_model(
     features: nn.Sequential,
     content_img: torch.Tensor,
-    style_img: torch.Tensor,
+    style_img: torch.Tensor | Sequence[torch.Tensor],
     content_layers: Mapping[str, float],
     style_layers: Mapping[str, float],
+    style_blend: Sequence[float] | None = None,
 ) -> tuple[nn.Sequential, list[ContentLoss], list[StyleLoss]]:
     """Insert loss modules after the named layers, as the seed's ``get_style_model_and_losses`` does.
 
     Args:
         features: VGG19 features (at least up to the last tap), on the images' device.
-        content_img, style_img: (1, 3, H, W) images in [0, 1].
+        content_img, style_img: (1, 3, H, W) images in [0, 1]; ``style_img`` may be a list of style images (of
+            any sizes), whose Gram matrices are blended with the weights ``style_blend`` (default: equal).
         content_layers, style_layers: layer name (either scheme) -> per-layer weight.
 
     Returns:
@@ -165,18 +167,19 @@ def build_style_model(
     # Targets come from running the two images alongside the model as it grows: the seed re-runs the
     # whole prefix at every tap, which gives the same tensors at O(layers^2) cost.
     with torch.no_grad():
-        c, s = model(content_img), model(style_img)
+        styles = [style_img] if isinstance(style_img, torch.Tensor) else list(style_img)
+        c, ss = model(content_img), [model(s) for s in styles]
         for entry in LAYERS[: cut + 1]:
             module = features[entry.index]
             model.add_module(entry.name, module)
-            c, s = module(c), module(s)
+            c, ss = module(c), [module(s) for s in ss]
             # Same order as the seed: content loss first when a layer carries both.
             if entry.index in content_at:
                 loss = ContentLoss(c, content_at[entry.index])
                 model.add_module(_loss_name(model, "content", entry), loss)
                 content_losses.append(loss)
             if entry.index in style_at:
-                loss = StyleLoss(s, style_at[entry.index])
+                loss = StyleLoss(ss, style_at[entry.index], style_blend)
                 model.add_module(_loss_name(model, "style", entry), loss)
                 style_losses.append(loss)
     return model, content_losses, style_losses

@@ -183,8 +183,9 @@ class ConvBlock(nn.Module):
 _capture = None  # set by retarget(): called with (loss module, its input features)
 
 
-def retarget(model: nn.Sequential, content: torch.Tensor, style: torch.Tensor) -> None:
-    """Recompute every loss module's target through ``model``'s own kernels.
+def retarget(model: nn.Sequential, content: torch.Tensor, style: torch.Tensor | Sequence[torch.Tensor]) -> None:
+    """Recompute every loss module's target through ``model``'s own kernels (``style``: one image or several,
+    blended as the style modules' ``blend`` says).
 
     The targets :func:`features.build_style_model` computed came from the plain graph; the fused blocks' convs
     round differently (~1e-5), which would leave the content image a content loss of ~1e-12 instead of 0.
@@ -194,21 +195,26 @@ def retarget(model: nn.Sequential, content: torch.Tensor, style: torch.Tensor) -
     hooks = [m.register_forward_pre_hook(lambda m, args: seen.__setitem__(m, args[0]))
              for m in model if isinstance(m, (ContentLoss, StyleLoss))]  # loss modules outside the blocks
     _capture = seen.__setitem__
+    styles = [style] if isinstance(style, torch.Tensor) else list(style)
     try:
         with torch.no_grad():
-            for image, kind in ((content, ContentLoss), (style, StyleLoss)):
+            feats: dict[Tap, list[torch.Tensor]] = {}
+            for image, kind in ((content, ContentLoss), *((s, StyleLoss) for s in styles)):
                 seen.clear()
                 model(image)
-                for tap, feats in seen.items():
+                for tap, f in seen.items():
                     if isinstance(tap, kind):
-                        tap.set_target(feats)
+                        feats.setdefault(tap, []).append(f)
+            for tap, fs in feats.items():
+                tap.set_target(fs[0] if isinstance(tap, ContentLoss) else fs)
     finally:
         _capture = None
         for hook in hooks:
             hook.remove()
 
 
-def fuse(model: nn.Sequential, content: torch.Tensor | None = None, style: torch.Tensor | None = None) -> nn.Sequential:
+def fuse(model: nn.Sequential, content: torch.Tensor | None = None,
+         style: torch.Tensor | Sequence[torch.Tensor] | None = None) -> nn.Sequential:
     """The seed's model with each ``conv_N [losses] [relu_N [losses]]`` run replaced by a :class:`ConvBlock`.
 
     ``Normalization``, pools and loss modules after a pool stay as they are (autograd runs them). The

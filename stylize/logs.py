@@ -11,7 +11,7 @@ from typing import Any
 
 from .optimize import StepRecord
 
-CSV_FIELDS = ("step", "seconds", "content", "style", "total")
+CSV_FIELDS = ("step", "size", "seconds", "content", "style", "tv", "total")
 
 
 def log_paths(output: Path) -> dict[str, Path]:
@@ -25,7 +25,7 @@ def write_csv(history: Sequence[StepRecord], path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(CSV_FIELDS)
         for r in history:
-            writer.writerow([r.step, f"{r.seconds:.4f}", repr(r.content), repr(r.style), repr(r.total)])
+            writer.writerow([r.step, r.size, f"{r.seconds:.4f}", repr(r.content), repr(r.style), repr(r.tv), repr(r.total)])
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
@@ -53,17 +53,22 @@ def plot_losses(history: Sequence[StepRecord], path: Path, title: str = "") -> N
     fig = Figure(figsize=(7, 4), dpi=100)
     ax = fig.add_subplot()
     steps = [r.step for r in history]
-    for name in ("total", "style", "content"):
+    for name in ("total", "style", "content", "tv"):
         values = [getattr(r, name) for r in history]
         if any(v > 0 for v in values):
             ax.plot(steps, values, label=name, linewidth=1.5 if name == "total" else 1.0)
-    if ax.lines:
+    has_data = bool(ax.lines)
+    for before, after in zip(history, history[1:]):
+        if after.size != before.size:  # a coarse-to-fine run: mark where each size starts
+            ax.axvline(after.step - 0.5, color="grey", linewidth=0.8, linestyle=":")
+            ax.text(after.step, 1.0, f" {after.size} px", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+    if has_data:
         ax.set_yscale("log")
     ax.set_xlabel("step (closure evaluation)")
     ax.set_ylabel("weighted loss")
     ax.set_title((title or "stylize losses") + ("" if history else " (no step with a finite loss)"), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    if ax.lines:
+    if has_data:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, format="png")

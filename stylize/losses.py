@@ -6,6 +6,8 @@ input through unchanged and record ``self.loss`` as a side effect.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,6 +38,28 @@ def style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tenso
     return F.mse_loss(gram_matrix(features), target_gram)
 
 
+def blended_gram(features: Sequence[torch.Tensor], blend: Sequence[float] | None = None) -> torch.Tensor:
+    """``sum_i w_i gram(features_i)`` with the weights normalized to sum 1: the style target of several style
+    images (jcjohnson/neural-style's ``-style_blend_weights``). The images may differ in size: each Gram is
+    already an average over its own pixels. ``blend=None`` weighs them equally."""
+    weights = [1.0] * len(features) if blend is None else [float(w) for w in blend]
+    if len(weights) != len(features) or not features or sum(weights) <= 0 or min(weights) < 0:
+        raise ValueError(f"need one non-negative blend weight per style image, not all 0; got {weights} "
+                         f"for {len(features)} images")
+    total = sum(weights)
+    grams = [gram_matrix(f) * (w / total) for f, w in zip(features, weights)]
+    return grams[0] if len(grams) == 1 else torch.stack(grams).sum(0)
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Total variation of a (N, C, H, W) image: the mean squared difference of vertically neighbouring pixels
+    plus that of horizontally neighbouring ones (the smooth, squared form, as in Mahendran & Vedaldi 2015 with
+    beta = 2). Means rather than sums keep one weight meaningful at every image size."""
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    return dy.square().mean() + dx.square().mean()
+
+
 class ContentLoss(nn.Module):
     """Records ``weight * content_loss(input, target)`` in ``self.loss``; returns its input."""
 
@@ -54,16 +78,27 @@ class ContentLoss(nn.Module):
 
 
 class StyleLoss(nn.Module):
-    """Records ``weight * style_loss(input, gram(target_features))`` in ``self.loss``; returns its input."""
+    """Records ``weight * style_loss(input, target)`` in ``self.loss``; returns its input.
 
-    def __init__(self, target_features: torch.Tensor, weight: float = 1.0):
+    The target is the Gram matrix of the style image's features, or with several style images the blend of
+    theirs (:func:`blended_gram`): give a list of feature tensors and their ``blend`` weights.
+    """
+
+    def __init__(self, target_features: torch.Tensor | Sequence[torch.Tensor], weight: float = 1.0,
+                 blend: Sequence[float] | None = None):
         super().__init__()
-        self.register_buffer("target", gram_matrix(target_features).detach())
+        self.blend = blend
+        self.register_buffer("target", self._gram(target_features))
         self.weight = weight
         self.loss = torch.zeros(())
 
-    def set_target(self, features: torch.Tensor) -> None:
-        self.target = gram_matrix(features).detach()
+    def _gram(self, features: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        if isinstance(features, torch.Tensor):
+            return gram_matrix(features).detach()
+        return blended_gram([f.detach() for f in features], self.blend)
+
+    def set_target(self, features: torch.Tensor | Sequence[torch.Tensor]) -> None:
+        self.target = self._gram(features)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         self.loss = self.weight * style_loss(input, self.target)

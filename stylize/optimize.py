@@ -1,27 +1,52 @@
-"""The seed's optimization loop: LBFGS over the input image, one closure evaluation = one step."""
+"""The seed's optimization loop: LBFGS (or Adam) over the input image, one closure evaluation = one step.
+
+Beyond the seed: a total-variation term, a blow-up guard that keeps the best image, and the loop's state at
+every optimizer step (:class:`LoopState`) for checkpoints that resume bit for bit.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import nn
 
-from .losses import ContentLoss, StyleLoss
+from .losses import ContentLoss, StyleLoss, tv_loss
+
+log = logging.getLogger("stylize")
+OPTIMIZERS = ("lbfgs", "adam")
+MAX_RESTARTS = 3  # blow-ups the guard recovers from before it stops the run
 
 
 @dataclass
 class StepRecord:
-    """Losses at one closure evaluation, already multiplied by the content/style weights (as the seed prints)."""
+    """Losses at one closure evaluation, already multiplied by their weights (as the seed prints)."""
 
-    step: int  # 1-based evaluation count
+    step: int  # 1-based evaluation count, over all stages of a run
     seconds: float  # since the optimization started
     content: float
     style: float
-    total: float
+    total: float  # content + style + tv
+    tv: float = 0.0  # total-variation term (0 unless tv_weight > 0)
+    size: int = 0  # shorter edge of the image this step optimized (multi-scale runs have several)
+
+
+@dataclass
+class LoopState:
+    """Everything the loop needs to continue exactly where it was, between two optimizer steps."""
+
+    image: torch.Tensor
+    optimizer: dict[str, Any]  # the optimizer's state_dict
+    history: list[StepRecord]
+    best_image: torch.Tensor | None = None
+    best: StepRecord | None = None
+    restarts: int = 0
+    events: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -30,7 +55,9 @@ class OptimizeResult:
     history: list[StepRecord] = field(default_factory=list)
     interrupted: bool = False  # stopped by Ctrl-C (KeyboardInterrupt)
     converged: bool = False  # LBFGS stopped making progress before `steps`
-    diverged: bool = False  # the loss became inf/NaN; the image is the last one with a finite loss
+    diverged: bool = False  # the loss became inf/NaN (or kept blowing up); the image is the best (or last finite) one
+    output: StepRecord | None = None  # the losses of `image`, when known (the guard evaluates the final image)
+    events: list[str] = field(default_factory=list)  # what the blow-up guard did, one line each
 
     @property
     def status(self) -> str:
@@ -39,6 +66,14 @@ class OptimizeResult:
 
 class _Diverged(Exception):
     pass
+
+
+class _BlowUp(Exception):
+    pass
+
+
+class _BudgetSpent(Exception):
+    """A line search asked for an evaluation beyond ``steps``."""
 
 
 def _values(*xs: torch.Tensor | float) -> list[float]:
@@ -55,20 +90,30 @@ def evaluate(
     image: torch.Tensor,
     style_weight: float,
     content_weight: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    tv_weight: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
     """The seed's closure up to the backward: clamp the image to [0, 1], clear its gradient, run the model,
-    and return the weighted (content, style) loss sums. ``stylize bench`` times this plus the backward."""
+    and return the weighted (content, style, tv) loss terms. ``stylize bench`` times this plus the backward."""
     with torch.no_grad():
         image.clamp_(0, 1)
     image.grad = None
     model(image)
     style_score = sum(sl.loss for sl in style_losses) * style_weight
     content_score = sum(cl.loss for cl in content_losses) * content_weight
-    return content_score, style_score
+    tv_score = tv_loss(image) * tv_weight if tv_weight else 0.0
+    return content_score, style_score, tv_score
 
 
-class _BudgetSpent(Exception):
-    """A line search asked for an evaluation beyond ``steps``."""
+def _snapshot(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """A copy of the optimizer's state that later steps cannot change, at the cost of a few image-sized clones.
+
+    Tensors are cloned (Adam's moments and LBFGS's ``prev_flat_grad`` are updated in place); lists are copied
+    shallowly: LBFGS only appends fresh tensors to its history lists and pops old ones, never changing one.
+    """
+    sd = optimizer.state_dict()
+    copy = lambda v: v.clone() if isinstance(v, torch.Tensor) else list(v) if isinstance(v, list) else v
+    return {"state": {k: {name: copy(v) for name, v in st.items()} for k, st in sd["state"].items()},
+            "param_groups": [dict(g, params=list(g["params"])) for g in sd["param_groups"]]}
 
 
 def optimize(
@@ -80,17 +125,27 @@ def optimize(
     steps: int,
     style_weight: float,
     content_weight: float,
+    tv_weight: float = 0.0,
+    optimizer: str = "lbfgs",
+    lr: float = 1.0,
     max_iter: int = 20,
     history_size: int = 100,
     project: bool = False,
     line_search: str | None = None,
+    blowup_factor: float = 0.0,
+    first_step: int = 1,
+    size: int = 0,
+    elapsed: float = 0.0,
+    resume: LoopState | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
+    on_boundary: Callable[[LoopState], None] | None = None,
 ) -> OptimizeResult:
-    """Run LBFGS on ``image`` (modified in place) for exactly ``steps`` closure evaluations.
+    """Run LBFGS (or Adam) on ``image`` (modified in place) for exactly ``steps`` closure evaluations.
 
     The closure is the seed's: clamp the image to [0, 1], forward, weighted sums of the loss modules'
-    losses, backward. Departure from the seed: its ``while run[0] <= num_steps`` loop overshoots (300
-    steps run 320 evaluations); we give the last LBFGS step only the evaluations that remain.
+    losses (plus ``tv_weight * tv_loss(image)``), backward. Departure from the seed: its
+    ``while run[0] <= num_steps`` loop overshoots (300 steps run 320 evaluations); we give the last LBFGS step
+    only the evaluations that remain.
 
     ``project``: zero the gradient components that push a pixel already at 0 or 1 further out (the active set
     of L-BFGS-B, without its bounded line search). The seed's closure clamps such a pixel straight back, so
@@ -98,61 +153,141 @@ def optimize(
     falls steadily where the seed's loop stalls and jumps (measured: the seed's best loss of 300 evaluations
     reached in ~155 instead of never, at 128 px). The loss and the clamp are unchanged.
 
-    Ctrl-C (KeyboardInterrupt) ends the loop early with ``interrupted=True``; the image so far is kept.
-    A loss that becomes inf/NaN (e.g. an absurd style weight) ends it with ``diverged=True`` and the last
-    image whose loss was finite. The image is clamped to [0, 1] at the end, as in the seed.
+    ``blowup_factor`` > 0 turns on the blow-up guard: an evaluation whose loss is inf/NaN or more than
+    ``blowup_factor`` times the best so far restores the best image and restarts the optimizer (its history
+    is what led it astray), with a warning; after ``MAX_RESTARTS`` such restarts the run stops as diverged.
+    With the guard on, the image returned is the best one evaluated, the final image included (one extra
+    forward pass), and ``output`` holds its losses. With it off (the seed), a non-finite loss stops the run with
+    the last image whose loss was finite, and otherwise the last image is returned.
 
-    ``line_search="strong_wolfe"`` uses torch's line search (the seed uses none: fixed steps, which can blow
-    up when the clamp fights them, as with normalized losses). It evaluates several times per iteration,
-    so when ``steps`` runs out inside one the image of the last evaluation is kept.
+    Ctrl-C (KeyboardInterrupt) ends the loop early with ``interrupted=True``; the image so far is kept.
+    ``line_search="strong_wolfe"`` uses torch's line search (the seed uses none: fixed steps). It evaluates
+    several times per iteration, so when ``steps`` runs out inside one the image of the last evaluation is kept.
+
+    ``first_step``/``size``/``elapsed`` number, label and time the records (a multi-scale run calls this once
+    per size);
+    ``resume`` continues from a :class:`LoopState`; ``on_boundary`` receives one (a snapshot) after every
+    optimizer step, for checkpoints.
     """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     image.requires_grad_(True)
     model.requires_grad_(False)
-    optimizer = torch.optim.LBFGS([image], max_iter=max_iter, history_size=history_size, line_search_fn=line_search)
-    result = OptimizeResult(image=image)
+
+    def new_optimizer() -> torch.optim.Optimizer:
+        if optimizer == "adam":
+            return torch.optim.Adam([image], lr=lr)
+        return torch.optim.LBFGS([image], max_iter=max_iter, history_size=history_size, line_search_fn=line_search)
+
+    opt = new_optimizer()
+    state = resume or LoopState(image=image, optimizer={}, history=[])
+    if resume is not None:
+        with torch.no_grad():
+            image.copy_(resume.image)
+        opt.load_state_dict(resume.optimizer)
+    state.history = list(state.history)
+    guard = blowup_factor > 0
+    if guard and state.best_image is None:
+        state.best_image = image.detach().clone()
+    result = OptimizeResult(image=image, history=state.history, events=state.events)
     last_finite = image.detach().clone()
-    start = time.perf_counter()
+    start = time.perf_counter() - (state.history[-1].seconds if state.history else elapsed)
     spent = False
 
     def closure() -> torch.Tensor:
-        if len(result.history) >= steps:
+        if len(state.history) >= steps:
             raise _BudgetSpent
-        content_score, style_score = evaluate(model, content_losses, style_losses, image, style_weight, content_weight)
-        loss = style_score + content_score
-        record = StepRecord(len(result.history) + 1, time.perf_counter() - start, *_values(content_score, style_score, loss))
+        c, s, tv = evaluate(model, content_losses, style_losses, image, style_weight, content_weight, tv_weight)
+        loss = c + s + tv
+        content, style, total, tv_value = _values(c, s, loss, tv)
+        record = StepRecord(first_step + len(state.history), time.perf_counter() - start, content, style, total,
+                            tv=tv_value, size=size)
         if not math.isfinite(record.total):
-            raise _Diverged
+            raise _BlowUp(record) if guard else _Diverged
+        if guard and state.best is not None and record.total > blowup_factor * state.best.total:
+            _append(record)
+            raise _BlowUp(record)
         last_finite.copy_(image.detach())
+        if guard and (state.best is None or record.total < state.best.total):
+            state.best = record
+            state.best_image.copy_(image.detach())
         loss.backward()
         if project:
             with torch.no_grad():  # a pixel at a bound is not asked to move further out: clamping would undo it
                 g = image.grad
                 g.masked_fill_(((image <= 0) & (g > 0)) | ((image >= 1) & (g < 0)), 0)
-        result.history.append(record)
-        if on_step is not None:
-            on_step(record)
+        _append(record)
         return loss
 
-    try:
-        while len(result.history) < steps:
-            allowed = optimizer.param_groups[0]["max_iter"] = min(max_iter, steps - len(result.history))
-            if line_search:  # it makes several evaluations per iteration: cap them (torch's default is 1.25x)
-                optimizer.param_groups[0]["max_eval"] = allowed
-            before = len(result.history)
-            optimizer.step(closure)
-            # One evaluation although more were allowed: the gradient is ~0 and LBFGS will not move again.
-            if len(result.history) - before == 1 and allowed > 1:
-                result.converged = True
-                break
-    except KeyboardInterrupt:
-        result.interrupted = True
-    except _Diverged:
-        result.diverged = True
-    except _BudgetSpent:  # mid line search, the image is a trial point: keep the last evaluated one instead
-        spent = True
+    def _append(record: StepRecord) -> None:
+        state.history.append(record)
+        if on_step is not None:
+            on_step(record)
+
+    while len(state.history) < steps:
+        try:
+            while len(state.history) < steps:
+                before = len(state.history)
+                if optimizer == "lbfgs":
+                    allowed = opt.param_groups[0]["max_iter"] = min(max_iter, steps - before)
+                    if line_search:  # several evaluations per iteration: cap them (torch's default is 1.25x)
+                        opt.param_groups[0]["max_eval"] = allowed
+                opt.step(closure)
+                if on_boundary is not None:
+                    with torch.no_grad():
+                        on_boundary(replace(state, image=image.detach().clone(), optimizer=_snapshot(opt),
+                                            history=list(state.history), events=list(state.events),
+                                            best_image=None if state.best_image is None else state.best_image.clone()))
+                # One evaluation although more were allowed: the gradient is ~0 and LBFGS will not move again.
+                if optimizer == "lbfgs" and len(state.history) - before == 1 and allowed > 1:
+                    result.converged = True
+                    break
+            break
+        except KeyboardInterrupt:
+            result.interrupted = True
+        except _Diverged:
+            result.diverged = True
+        except _BudgetSpent:  # mid line search, the image is a trial point: keep the last evaluated one instead
+            spent = True
+        except _BlowUp as e:
+            if not _recover(e.args[0], state, image):
+                result.diverged = True
+            else:
+                opt = new_optimizer()
+                continue
+        break
     with torch.no_grad():
         if result.diverged or spent:
             image.copy_(last_finite)
         image.clamp_(0, 1)
+    if guard and state.best is not None:
+        result.output = state.best
+        if not (result.interrupted or result.diverged or spent):  # the final image, moved since its last evaluation
+            c, s, tv = evaluate(model, content_losses, style_losses, image.detach(), style_weight, content_weight, tv_weight)
+            content, style, total = _values(c, s, c + s + tv)
+            if math.isfinite(total) and total <= state.best.total:
+                result.output = replace(state.history[-1], content=content, style=style, total=total, tv=total - content - style)
+        if result.output is state.best:
+            with torch.no_grad():
+                image.copy_(state.best_image)
     result.image = image.detach()
     return result
+
+
+def _recover(record: StepRecord, state: LoopState, image: torch.Tensor) -> bool:
+    """The blow-up guard's response: the best image back, a warning; False when the run should stop."""
+    best = state.best
+    if best is None or state.restarts >= MAX_RESTARTS:
+        event = (f"step {record.step}: loss {record.total:.4g}; "
+                 + ("no finite loss yet" if best is None else f"{MAX_RESTARTS} restarts already") + ": stopped")
+        state.events.append(event)
+        log.warning("blow-up guard: %s. Lower the weights or use --set lbfgs_line_search=strong_wolfe.", event)
+        return False
+    state.restarts += 1
+    event = (f"step {record.step}: loss {record.total:.4g} vs best {best.total:.4g} (step {best.step}); "
+             f"restored the best image and restarted the optimizer ({state.restarts}/{MAX_RESTARTS})")
+    state.events.append(event)
+    log.warning("blow-up guard: %s", event)
+    with torch.no_grad():
+        image.copy_(state.best_image)
+    return True

@@ -21,10 +21,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import devices, features, fused, images, logs, losses, weights as weights_
-from .config import MIN_SIZE, Config, build_config, resolve_recipe
+from . import board, checkpoint, colors, devices, features, fused, images, logs, losses, weights as weights_
+from .config import MIN_SIZE, Config, build_config, resolve_recipe, stage_of
 from .errors import StylizeError
-from .optimize import OptimizeResult, StepRecord, optimize
+from .optimize import LoopState, StepRecord, optimize
 from .outputs import AtomicFiles
 from .weights import WeightsInfo, load_features
 
@@ -43,6 +43,8 @@ class RunResult:
     weights: WeightsInfo
     device: str
     status: str = "completed"  # completed | converged | diverged | interrupted (Ctrl-C)
+    output_losses: StepRecord | None = None  # the losses of the output image (blow-up guard on), else None
+    events: list[str] = field(default_factory=list)  # what the blow-up guard did
     paths: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float | None] = field(default_factory=dict)
     profile: Any = None  # dlp-sim: the device profile (stylize.dlp.Profile: .table(), .as_dict()); else None
@@ -58,8 +60,8 @@ def demo_pair() -> tuple[Path, Path]:
     return Path(str(root / "content.jpg")), Path(str(root / "style.jpg"))
 
 
-def default_output(content: Path, style: Path) -> Path:
-    return Path("outputs") / f"{content.stem}__{style.stem}.png"
+def default_output(content: Path, styles: list[Path]) -> Path:
+    return Path("outputs") / f"{content.stem}__{'+'.join(s.stem for s in styles)}.png"
 
 
 def estimate_bytes(height: int, width: int, cut: int, lbfgs_history: int, device: torch.device) -> int:
@@ -115,51 +117,87 @@ def _init_image(cfg: Config, content: torch.Tensor) -> torch.Tensor:
         return torch.randn(content.shape, generator=gen).to(content.device)
     if cfg.init == "content":
         return content.clone()
+    if cfg.init == "gray":
+        return torch.full_like(content, 0.5)
     _, _, h, w = content.shape  # an image file (the config checked that it exists)
     return images.to_tensor(images.resize_cover(images.load_image(cfg.init), w, h)).to(content.device)
 
 
-COARSE_SHARE, COARSE_MAX = 6, 50  # the coarse stage runs steps // 6 evaluations, at most 50
+@dataclass
+class Stage:
+    """One size of a coarse-to-fine schedule."""
+
+    size: int  # shorter edge
+    width: int
+    height: int
+    steps: int
 
 
-def _coarse_stage(cfg: Config, net, content: torch.Tensor, style: torch.Tensor, image: torch.Tensor,
-                  cut: int) -> OptimizeResult | None:
-    """Coarse to fine: ``steps // 6`` evaluations (at most 50) at half the size; the change they made, upsampled,
-    is added to the full-size init (so a content or image init keeps its fine detail).
+COARSE_SHARE, COARSE_MAX = 6, 50  # scales: auto runs steps // 6 evaluations at half size, at most 50...
+COARSE_MIN = 64  # ...when half size is at least this (measured at 40 px: a 20 px stage made the end 1.3x worse)
+LADDER_MIN = 128  # scales: ladder starts at the first size of size / sqrt(2)^k not below this
 
-    At half size an evaluation costs a quarter and the large structures settle first; the full-size run then
-    starts near a good point (measured at 128 px: the seed's best loss of 300 evaluations reached after 90
-    full-size evaluations instead of 155). The losses of this stage are not in the history: they are of
-    another size. Returns the optimization result with ``image`` at full size, or None when the half size is
-    too small for the layers.
+
+def schedule(cfg: Config, width: int, height: int, cut: int, fast: bool) -> list[Stage]:
+    """The sizes a run optimizes at, coarse to fine; the last is ``cfg.size`` with ``cfg.steps`` evaluations.
+
+    ``auto`` on the fast path: ``steps // 6`` evaluations (at most 50) at half size first, when that is at
+    least 64 px. At half size an
+    evaluation costs a quarter and the large structures settle first, so the full-size run starts near a good
+    point (measured at 128 px: the seed's best loss of 300 evaluations reached after 90 full-size evaluations
+    instead of 155). ``ladder``: sizes ``size / sqrt(2)^k`` down to 128 px, ``steps`` each. A list: those
+    sizes, ``steps`` each unless given as ``SIZE:STEPS``. Sizes too small for the layers are dropped.
     """
-    _, _, height, width = content.shape
-    half = (height // 2, width // 2)
-    steps = min(cfg.steps // COARSE_SHARE, COARSE_MAX)
-    if steps < 1 or min(half) < max(MIN_SIZE, 2 ** features.LAYERS[cut].pools_before):
-        return None
-    shrink = lambda x: F.interpolate(x, size=half, mode="bilinear", antialias=True, align_corners=False)
-    small_content, small_style, small_init = shrink(content), shrink(style), shrink(image.clamp(0, 1))
-    model, content_losses, style_losses = features.build_style_model(
-        net, small_content, small_style, cfg.content_layers, cfg.style_layers)
-    if cfg.normalize == "targets":
-        losses.normalize_by_targets([*content_losses, *style_losses])
-    model = fused.fuse(model, small_content, small_style)
-    result = optimize(model, content_losses, style_losses, small_init.clone(), project=True,
-                      **{**_lbfgs(cfg), "steps": steps})
-    if result.history:
-        log.info("coarse stage: %d evaluations at %dx%d px, loss %.4g -> %.4g", len(result.history), half[1], half[0],
-                 result.history[0].total, result.history[-1].total)
-    change = F.interpolate(result.image - small_init, size=(height, width), mode="bilinear", align_corners=False)
-    result.image = (image.clamp(0, 1) + change).clamp_(0, 1)
-    return result
+    smallest = max(MIN_SIZE, 2 ** features.LAYERS[cut].pools_before)
+    if cfg.scales == "none" or (cfg.scales == "auto" and not fast):
+        plan = []
+    elif cfg.scales == "auto":
+        plan = [(cfg.size // 2, min(cfg.steps // COARSE_SHARE, COARSE_MAX))] if cfg.size // 2 >= COARSE_MIN else []
+    elif cfg.scales == "ladder":
+        k = 1
+        while round(cfg.size / 2 ** (k / 2)) >= LADDER_MIN:
+            k += 1
+        plan = [(round(cfg.size / 2 ** (j / 2)), cfg.steps) for j in range(k - 1, 0, -1)]
+    else:
+        plan = [(size, cfg.steps if steps is None else steps) for size, steps in map(stage_of, cfg.scales)]
+        if plan[-1][0] > cfg.size:
+            raise StylizeError(f"scales: {plan[-1][0]} is larger than size {cfg.size}; the schedule ends at size. "
+                               f"Use --size {plan[-1][0]} or smaller scales.")
+        if plan[-1][0] == cfg.size:
+            if plan[-1][1] != cfg.steps:
+                raise StylizeError(f"scales: the last size, {cfg.size}, is the final size: it runs `steps` ({cfg.steps}) "
+                                   "evaluations. Set them with --steps, not in scales.")
+            plan.pop()
+    stages = []
+    for size, steps in [*plan, (cfg.size, cfg.steps)]:
+        w, h = images.shorter_edge_size(width, height, size)
+        if steps > 0 and min(w, h) >= smallest:
+            stages.append(Stage(size, w, h, steps))
+    return stages
 
 
-def _lbfgs(cfg: Config) -> dict[str, Any]:
-    """The optimization settings of ``cfg``, as :func:`optimize` takes them."""
-    return {"steps": cfg.steps, "style_weight": cfg.style_weight, "content_weight": cfg.content_weight,
-            "max_iter": cfg.lbfgs_max_iter, "history_size": cfg.lbfgs_history,
-            "line_search": None if cfg.lbfgs_line_search == "none" else cfg.lbfgs_line_search}
+def _stage_images(cfg: Config, content_pil, style_pils, stage: Stage, device: torch.device):
+    """The content image and the style images of one stage, on ``device``."""
+    content = images.to_tensor(images.resize_shorter(content_pil, stage.size)).to(device)
+    w, h = max(1, round(stage.width * cfg.style_scale)), max(1, round(stage.height * cfg.style_scale))
+    styles = [images.to_tensor(images.resize_cover(p, w, h)).to(device) for p in style_pils]
+    if cfg.match_histogram:
+        styles = [colors.match_histogram(s, content) for s in styles]
+    return content, styles
+
+
+def _resize(x: torch.Tensor, stage: Stage) -> torch.Tensor:
+    if x.shape[-2:] == (stage.height, stage.width):
+        return x
+    return F.interpolate(x, size=(stage.height, stage.width), mode="bilinear", antialias=True, align_corners=False)
+
+
+def _settings(cfg: Config) -> dict[str, Any]:
+    """The optimization settings of ``cfg``, as :func:`optimize` takes them (less ``steps``)."""
+    return {"style_weight": cfg.style_weight, "content_weight": cfg.content_weight, "tv_weight": cfg.tv_weight,
+            "optimizer": cfg.optimizer, "lr": cfg.lr, "max_iter": cfg.lbfgs_max_iter, "history_size": cfg.lbfgs_history,
+            "line_search": None if cfg.lbfgs_line_search == "none" else cfg.lbfgs_line_search,
+            "blowup_factor": cfg.blowup_factor}
 
 
 def _check_outputs(paths: dict[str, Path], cfg: Config, inputs: list[Path]) -> None:
@@ -173,8 +211,20 @@ def _check_outputs(paths: dict[str, Path], cfg: Config, inputs: list[Path]) -> N
                 raise StylizeError(f"the {kind} output {path} is the input {given}; refusing to overwrite it. Choose another -o.")
 
 
-def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write: bool = True) -> RunResult:
+def _check_style_size(cfg: Config, stage: Stage, cut: int) -> None:
+    smallest = 2 ** features.LAYERS[cut].pools_before
+    w, h = round(stage.width * cfg.style_scale), round(stage.height * cfg.style_scale)
+    if min(w, h) < smallest:
+        raise StylizeError(f"style_scale {cfg.style_scale:g} makes the style image {w}x{h} px at size {stage.size}; "
+                           f"layer {features.LAYERS[cut].name} needs at least {smallest} px. Use a larger --style-scale.")
+
+
+def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write: bool = True,
+        resume: str | Path | None = None) -> RunResult:
     """Stylize ``cfg.content`` with ``cfg.style``; write the image and logs unless ``write`` is False.
+
+    ``resume``: a checkpoint (``<stem>.ckpt``) of this same run to continue; ``cfg`` must equal its config
+    (:func:`checkpoint.check`), which :func:`stylize` and the CLI arrange by building ``cfg`` on top of it.
 
     Raises:
         StylizeError: for anything the user can fix; nothing is written in that case.
@@ -182,73 +232,194 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
     t0 = time.perf_counter()
     device = devices.resolve(cfg.device)
     profile = _dlp_configure(cfg) if device.type == "dlp" else None
-    size = cfg.size or (512 if device.type == "cuda" else 128)
+    listed = [stage_of(e)[0] for e in cfg.scales] if isinstance(cfg.scales, list) else []
+    size = cfg.size or (listed[-1] if listed else 512 if device.type == "cuda" else 128)
     demo_content, demo_style = demo_pair()
     content_path = Path(cfg.content) if cfg.content else demo_content
-    style_path = Path(cfg.style) if cfg.style else demo_style
-    output = images.check_output_path(cfg.output or default_output(content_path, style_path))
+    style_paths = [Path(p) for p in cfg.style] if cfg.style else [demo_style]
+    output = images.check_output_path(cfg.output or default_output(content_path, style_paths))
     # From here on the config says what was actually used (run.json records it).
-    cfg = dataclasses.replace(cfg, size=size, device="dlp-sim" if device.type == "dlp" else str(device), content=str(content_path), style=str(style_path),
-                              output=str(output))
+    cfg = dataclasses.replace(cfg, size=size, device="dlp-sim" if device.type == "dlp" else str(device),
+                              content=str(content_path), style=[str(p) for p in style_paths], output=str(output))
     paths = {"image": output, **logs.log_paths(output)}
     if cfg.profile:
         paths["profile"] = Path(f"{output.with_suffix('')}.dlp-profile.json")
-    _check_outputs(paths, cfg, [content_path, style_path])
+    ckpt_path = checkpoint.path_for(output)
+    _check_outputs({**paths, **({"checkpoint": ckpt_path} if cfg.checkpoint_every else {})}, cfg,
+                   [content_path, *style_paths])
 
-    content_pil, style_pil = images.load_image(content_path), images.load_image(style_path)
+    content_pil, style_pils = images.load_image(content_path), [images.load_image(p) for p in style_paths]
     # Which weights `auto` means decides the recipe (and so the layers, the cut and the size check).
     spec, fallback = weights_.resolve(cfg.weights)
     cfg = resolve_recipe(cfg, untrained_fallback=fallback is not None)
+    inputs = checkpoint.digest([content_path, *style_paths, *(p for p in (cfg.init, cfg.weights) if Path(p).is_file())]) \
+        if cfg.checkpoint_every or resume else {}
+    saved = checkpoint.load(resume) if resume else None
+    if saved is not None:
+        checkpoint.check(saved, cfg, inputs, resume)
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
     width, height = images.shorter_edge_size(content_pil.width, content_pil.height, size)
     _check_size(width, height, cfg, cut, device)
+    fast = not cfg.exact and device.type != "dlp"  # the CPU/CUDA fast path; dlp-sim fuses for itself
+    stages = schedule(cfg, width, height, cut, fast)
+    for stage in stages:
+        _check_style_size(cfg, stage, cut)
+    if hasattr(on_step, "plan"):  # a progress display that wants the whole schedule (the CLI's)
+        on_step.plan(stages)
+    first, history, resumed = (0, [], None) if saved is None else checkpoint.loop_state(saved, device)
+    watch = _Watch(cfg, paths["image"], ckpt_path, inputs, write, on_step)
     try:
-        content_img = images.to_tensor(images.resize_shorter(content_pil, size)).to(device)
-        style_img = images.to_tensor(images.resize_cover(style_pil, width, height)).to(device)
-        image = _init_image(cfg, content_img)
         net, weights = load_features(spec, cut, cfg.pooling)
+        net = net.to(device).eval()
         if fallback is not None:
             weights = dataclasses.replace(weights, warning=weights_.fallback_warning(fallback, cfg.recipe))
         if weights.warning:
             log.warning(weights.warning)
-        log.info("weights: %s; recipe: %s; device: %s; image: %dx%d px; %d steps", weights, cfg.recipe,
-                 devices.describe(device), width, height, cfg.steps)
-        model, content_losses, style_losses = features.build_style_model(
-            net.to(device).eval(), content_img, style_img, cfg.content_layers, cfg.style_layers)
-        if cfg.normalize == "targets":  # once, here: the loop runs the plain weighted losses
-            losses.normalize_by_targets([*content_losses, *style_losses])
-        if profile is not None:
-            profile = _dlp_start(model)
-        fast = not cfg.exact and device.type != "dlp"  # the CPU/CUDA fast path; dlp-sim fuses for itself
+        log.info("weights: %s; recipe: %s; device: %s; image: %dx%d px; %s", weights, cfg.recipe,
+                 devices.describe(device), width, height,
+                 " then ".join(f"{s.steps} steps at {s.width}x{s.height}" for s in stages))
+        if resumed is not None:
+            log.info("resuming %s at step %d", resume, len(history) + len(resumed.history))
+        content_full = images.to_tensor(images.resize_shorter(content_pil, size)).to(device)
+        init = _init_image(cfg, content_full)
         t1 = time.perf_counter()
-        coarse = _coarse_stage(cfg, net, content_img, style_img, image, cut) if fast else None
-        t_coarse = time.perf_counter()
-        if coarse is not None and coarse.interrupted:
-            result = OptimizeResult(image=coarse.image, interrupted=True)
-        else:
-            image = image if coarse is None else coarse.image
-            if fast:
-                model = fused.fuse(model, content_img, style_img)
-            result = optimize(model, content_losses, style_losses, image, project=fast, on_step=on_step, **_lbfgs(cfg))
+        image = previous = None
+        with _deterministic(device):
+            for k, stage in enumerate(stages):
+                if k < first:
+                    continue
+                content_img, style_imgs = _stage_images(cfg, content_pil, style_pils, stage, device)
+                model, content_losses, style_losses = features.build_style_model(
+                    net, content_img, style_imgs, cfg.content_layers, cfg.style_layers, cfg.style_blend)
+                if cfg.normalize == "targets":  # once, here: the loop runs the plain weighted losses
+                    losses.normalize_by_targets([*content_losses, *style_losses])
+                watch.start_stage(k, stage, history, model, content_img)
+                if profile is not None:
+                    profile = _dlp_start(model, profile, restart=k == first)
+                if fast:
+                    model = fused.fuse(model, content_img, style_imgs)
+                stage_init = _resize(init if k == len(stages) - 1 else init.clamp(0, 1), stage)
+                if previous is None:
+                    image = stage_init.clone()
+                else:  # the change the coarser stage made, upsampled: a content or image init keeps its detail
+                    change = F.interpolate(previous[0] - previous[1], size=(stage.height, stage.width),
+                                           mode="bilinear", align_corners=False)
+                    image = (stage_init.clamp(0, 1) + change).clamp_(0, 1)
+                watch.image = image
+                result = optimize(model, content_losses, style_losses, image, steps=stage.steps, project=fast,
+                                  first_step=len(history) + 1, size=stage.size,
+                                  elapsed=history[-1].seconds if history else 0.0,
+                                  resume=resumed if k == first else None, on_step=watch.step,
+                                  on_boundary=watch.boundary, **_settings(cfg))
+                history = history + result.history
+                previous = (result.image, stage_init)
+                if result.status in ("interrupted", "diverged"):
+                    break
+                if k < len(stages) - 1 and result.history:
+                    log.info("stage %d/%d: %d evaluations at %dx%d px, loss %.4g -> %.4g", k + 1, len(stages),
+                             len(result.history), stage.width, stage.height, result.history[0].total,
+                             (result.output or result.history[-1]).total)
     except torch.cuda.OutOfMemoryError:  # the size check is an estimate; on the CPU the OS would step in first
         raise StylizeError(f"out of memory on {device} at size {size}. Use a smaller --size.") from None
+    finally:
+        watch.close()
     t2 = time.perf_counter()
-    if result.diverged:
+    if result.interrupted:
+        watch.save_last_checkpoint()
+    if result.diverged and not result.events:
         log.warning("the loss became inf/NaN at step %d; stopped and kept the last image with a finite loss. "
-                    "Lower --style-weight / --content-weight.", len(result.history) + 1)
-    out = RunResult(image=result.image.cpu(), history=result.history, config=cfg, weights=weights,
-                    device=devices.describe(device), status=result.status, profile=profile)
+                    "Lower --style-weight / --content-weight.", len(history) + 1)
+    final = result.image
+    if result.image.shape[-2:] != (height, width):  # stopped in a coarser stage: the image at the output size
+        final = F.interpolate(final, size=(height, width), mode="bilinear", align_corners=False).clamp_(0, 1)
+    if cfg.original_colors:
+        final = colors.original_colors(final, content_full)
+    out = RunResult(image=final.cpu(), history=history, config=cfg, weights=weights,
+                    device=devices.describe(device), status=result.status, profile=profile,
+                    output_losses=result.output, events=result.events)
     if profile is not None:
-        profile.steps, profile.host_s = len(result.history), t2 - t1
-    per_step = [b.seconds - a.seconds for a, b in zip(result.history, result.history[1:])]
-    out.timings = {"setup_s": t1 - t0, "coarse_s": t_coarse - t1, "optimize_s": t2 - t_coarse,
+        profile.steps, profile.host_s = len(history), t2 - t1
+    per_step = [b.seconds - a.seconds for a, b in zip(history, history[1:]) if a.size == b.size == size]
+    out.timings = {"setup_s": t1 - t0, "optimize_s": t2 - t1,
                    "median_step_s": statistics.median(per_step) if per_step else None}
     if write:
         with _interrupts_ignored():
-            _write(out, paths, content_path, style_path)
+            _write(out, paths, content_path, style_paths)
         out.paths = paths
     out.timings["total_s"] = time.perf_counter() - t0
     return out
+
+
+@contextlib.contextmanager
+def _deterministic(device: torch.device):
+    """Deterministic algorithms on the CPU (bitwise repeatable runs, tested); elsewhere as configured."""
+    if device.type != "cpu":
+        yield
+        return
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+class _Watch:
+    """What happens at each step besides optimizing: the caller's callback, intermediate images
+    (``save_every``), TensorBoard, and checkpoints (``checkpoint_every``; the last one again on Ctrl-C)."""
+
+    def __init__(self, cfg: Config, output: Path, ckpt: Path, inputs: dict[str, str], write: bool,
+                 on_step: Callable[[StepRecord], None] | None):
+        self.cfg, self.output, self.ckpt, self.inputs, self.write, self.on_step = cfg, output, ckpt, inputs, write, on_step
+        self.board = board.Board(cfg.tensorboard) if cfg.tensorboard and write else None
+        self.image: torch.Tensor | None = None  # the image being optimized (changed in place by the loop)
+        self.stage, self.earlier, self.latest, self.saved_step = 0, [], None, 0
+        self.content: torch.Tensor | None = None
+
+    def start_stage(self, k: int, stage: Stage, earlier: list[StepRecord], model, content: torch.Tensor) -> None:
+        self.stage, self.earlier, self.content = k, list(earlier), content
+        if self.board is not None and k == 0:
+            self.board.graph(model, content)
+
+    def step(self, record: StepRecord) -> None:
+        if self.on_step is not None:
+            self.on_step(record)
+        if self.board is not None:
+            self.board.step(record)
+        every = self.cfg.save_every or self.cfg.log_every
+        if self.board is not None and record.step % every == 0:
+            self.board.image(record.step, self._shown())
+        if self.write and self.cfg.save_every and record.step % self.cfg.save_every == 0:
+            path = Path(f"{self.output.with_suffix('')}.step{record.step:04d}{self.output.suffix}")
+            with AtomicFiles() as files:
+                images.save_image(self._shown(), files.stage(path), path)
+
+    def _shown(self) -> torch.Tensor:
+        image = self.image.detach().clamp(0, 1)
+        return colors.original_colors(image, self.content) if self.cfg.original_colors else image
+
+    def boundary(self, state: LoopState) -> None:
+        if not (self.write and self.cfg.checkpoint_every):
+            return
+        self.latest = (self.stage, self.earlier, state)
+        step = len(self.earlier) + len(state.history)
+        if step - self.saved_step >= self.cfg.checkpoint_every:
+            self._save()
+
+    def _save(self) -> None:
+        stage, earlier, state = self.latest
+        checkpoint.save(self.ckpt, self.cfg, self.inputs, stage, earlier, state)
+        self.saved_step = len(earlier) + len(state.history)
+
+    def save_last_checkpoint(self) -> None:
+        """On Ctrl-C: the state after the last complete optimizer step, if newer than the last checkpoint."""
+        if self.latest is not None and len(self.latest[1]) + len(self.latest[2].history) > self.saved_step:
+            with _interrupts_ignored():
+                self._save()
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
 
 
 @contextlib.contextmanager
@@ -266,13 +437,14 @@ def _interrupts_ignored():
             signal.signal(sig, handler)
 
 
-def _write(out: RunResult, paths: dict[str, Path], content: Path, style: Path) -> None:
-    final = out.history[-1] if out.history else None
+def _write(out: RunResult, paths: dict[str, Path], content: Path, styles: list[Path]) -> None:
+    final = out.output_losses or (out.history[-1] if out.history else None)
     summary: dict[str, Any] = {
         "status": out.status,
         "steps_run": len(out.history),
-        "final_losses": dataclasses.asdict(final) if final else None,
-        "content": str(content), "style": str(style),
+        "final_losses": dataclasses.asdict(final) if final else None,  # of the output image (the best, if guarded)
+        "guard_events": out.events,
+        "content": str(content), "style": [str(s) for s in styles],
         "image_size": list(out.image.shape[-1:-3:-1]),  # [W, H]
         "outputs": {k: str(v) for k, v in paths.items()},
         "device": out.device, "weights": out.weights.as_dict(), "recipe": out.config.recipe,
@@ -284,7 +456,7 @@ def _write(out: RunResult, paths: dict[str, Path], content: Path, style: Path) -
         logs.write_csv(out.history, files.stage(paths["csv"]))
         logs.write_json(summary, files.stage(paths["json"]))
         # Always written (empty when no step had a finite loss), so no stale plot of an earlier run remains.
-        logs.plot_losses(out.history, files.stage(paths["plot"]), title=f"{content.name} x {style.name}")
+        logs.plot_losses(out.history, files.stage(paths["plot"]), title=f"{content.name} x {' + '.join(s.name for s in styles)}")
         if "profile" in paths:
             logs.write_json(out.profile.as_dict(), files.stage(paths["profile"]))
 
@@ -295,33 +467,39 @@ def _dlp_configure(cfg: Config):
     return dlp.configure(cfg.dlp_spec, cfg.dlp_mode)
 
 
-def _dlp_start(model: torch.nn.Module):
-    """Fuse conv+ReLU pairs for the device and start the profile afresh: it covers the optimization only."""
+def _dlp_start(model: torch.nn.Module, profile, restart: bool):
+    """Fuse conv+ReLU pairs for the device; at the first stage, start the profile afresh: it covers the
+    optimization only."""
     from . import dlp
 
     dlp.fuse_conv_relu(model)
+    if not restart:
+        return profile
     rt = dlp.current()
     return dlp.configure(rt.spec, rt.mode)
 
 
 def stylize(
     content: str | Path | None = None,
-    style: str | Path | None = None,
+    style: str | Path | list[str | Path] | None = None,
     output: str | Path | None = None,
     *,
     config: Config | str | Path | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
     write: bool = True,
+    resume: str | Path | None = None,
     **overrides: Any,
 ) -> RunResult:
     """Python API for ``stylize run``.
 
     Args:
-        content, style: image paths (None = the bundled demo pair).
+        content, style: image paths (None = the bundled demo pair); ``style`` may be a list (blended).
         output: where to write the image (logs go beside it); None = outputs/<content>__<style>.png.
         config: a Config, or a YAML file path, to start from (default: the seed's recipe).
         on_step: called with each StepRecord (one per closure evaluation).
         write: False to only return the result.
+        resume: a checkpoint (``<stem>.ckpt``) to continue; its config is the base the other arguments
+            override, and a difference that changes the result is refused.
         **overrides: any Config field, e.g. ``steps=50, size=256, weights="untrained"``.
 
     Example:
@@ -331,6 +509,9 @@ def stylize(
     """
     base = dataclasses.asdict(config) if isinstance(config, Config) else {}
     file = config if isinstance(config, (str, Path)) else None
-    given = {k: str(v) for k, v in {"content": content, "style": style, "output": output}.items() if v is not None}
-    cfg = build_config(file, overrides={**base, **given, **overrides})
-    return run(cfg, on_step=on_step, write=write)
+    given = {k: str(v) for k, v in {"content": content, "output": output}.items() if v is not None}
+    if style is not None:
+        given["style"] = [str(s) for s in style] if isinstance(style, (list, tuple)) else [str(style)]
+    saved = checkpoint.load(resume)["config"] if resume else None
+    cfg = build_config(file, overrides={**base, **given, **overrides}, base=saved)
+    return run(cfg, on_step=on_step, write=write, resume=resume)

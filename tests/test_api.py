@@ -7,7 +7,7 @@ import stylize as pkg
 from stylize import Config, StylizeError, build_config, features, stylize
 from stylize.transfer import estimate_bytes
 
-TINY = {"size": 32, "steps": 8, "device": "cpu", "weights": "untrained"}
+TINY = {"size": 32, "steps": 8, "device": "cpu", "weights": "untrained", "scales": "none"}
 
 
 def test_python_api_returns_the_image_and_history(pair):

@@ -16,7 +16,7 @@ from stylize.cli import app
 from stylize.config import build_config
 
 runner = CliRunner()
-TINY = ["--size", "32", "--steps", "6", "--device", "cpu"]
+TINY = ["--size", "32", "--steps", "6", "--device", "cpu", "--scales", "none"]
 
 
 def invoke(*args):
@@ -124,10 +124,10 @@ def _bad_inputs(tmp_path, pair):
         "output is the content": ([content, style, "-o", content], "refusing to overwrite it"),
         "output under a file": ([content, style, "-o", content / "x.png"], "is not a writable folder"),
         "bad extension": ([content, style, "-o", tmp_path / "out" / "x.gif"], "unsupported extension"),
-        "missing weights": ([content, style, "--weights", tmp_path / "w.pth"], "is neither auto nor imagenet nor untrained nor an existing file"),
+        "missing weights": ([content, style, "--weights", tmp_path / "w.pth"], "is not one of auto, imagenet, untrained, nor an existing file"),
         "weights typo": ([content, style, "--weights", "untrainde"], "Did you mean 'untrained'?"),
         "bad weights": ([content, style, "--weights", notes], "not a PyTorch state_dict"),
-        "missing init": ([content, style, "--init", tmp_path / "init.png"], "is neither noise nor content nor an existing file"),
+        "missing init": ([content, style, "--init", tmp_path / "init.png"], "is not one of noise, content, gray, nor an existing file"),
         "log overwrites input": ([tmp_path / "in.loss.png", style, "-o", tmp_path / "in.png"], "refusing to overwrite"),
         "log path is a folder": ([content, style, "-o", tmp_path / "d" / "x.png"], "a folder of that name exists"),
         "huge number": ([content, style, "--set", "seed=" + "9" * 400], "seed: "),

@@ -79,7 +79,9 @@ def test_cli_profile_writes_json_and_prints_table(pair, tmp_path):
     assert "host fallbacks: 0" in result.stderr and result.stdout.strip() == str(out)
     data = json.loads((tmp_path / "o" / "x.dlp-profile.json").read_text())
     assert data["steps"] == 3 and data["mode"] == "fp32" and data["spec"]["name"] == "textbook"
-    assert data["ops"]["conv2d+relu"]["calls"] == 3  # conv1_2 is fused (conv1_1 is observed by a loss)
+    # conv1_2 is fused (conv1_1 is observed by a loss): one call per evaluation, and one more for the blow-up
+    # guard's look at the final image (is it better than the best evaluated one?)
+    assert data["ops"]["conv2d+relu"]["calls"] == 3 + 1
     assert json.loads((tmp_path / "o" / "x.run.json").read_text())["config"]["device"] == "dlp-sim"
     plain = CliRunner().invoke(app, ["run", str(content), str(style), "-o", str(tmp_path / "p.png"), "--device", "dlp-sim",
                                      "--weights", "untrained", "--size", "32", "--steps", "2"])

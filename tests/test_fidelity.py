@@ -25,7 +25,8 @@ def test_first_evaluations_match_the_seed(pair, untrained_file, config, exact):
     """``exact: true`` runs the seed's graph and loop: 40 evaluations equal to the seed's to 1e-5. The default
     fast path (coarse stage, fused ops, bound-aware LBFGS) computes the same loss (test_fused holds the ops
     to 1e-4) along its own path: it must end without the seed's late jumps (seen here: 0.055 -> 2.88 at
-    evaluation 40 with the seed's layers; 0.0037 -> 0.026 with the paper's) and at least as low."""
+    evaluation 40 with the seed's layers; 0.0037 -> 0.026 with the paper's) and at least as low. Its output is
+    the best image it evaluated (the blow-up guard), so the loss reported for the output is the lowest."""
     content_path, style_path = pair
     imsize = 40
     loader = transforms.Compose([transforms.Resize(imsize), transforms.ToTensor()])
@@ -50,15 +51,17 @@ def test_first_evaluations_match_the_seed(pair, untrained_file, config, exact):
     ours = run(cfg, write=False)
 
     assert len(seed_trace) == 60  # the seed's `while run <= 40` overshoots by one LBFGS step...
-    assert len(ours.history) == 40  # ...we stop at exactly `steps` evaluations
+    full = [r for r in ours.history if r.size == imsize]
+    assert len(full) == 40  # ...we stop at exactly `steps` evaluations (the fast path's half-size stage before them)
     if exact:
         for (seed_style, seed_content, _), record in zip(seed_trace, ours.history):
             assert record.style == pytest.approx(seed_style, rel=1e-5)
             assert record.content == pytest.approx(seed_content, rel=1e-5)
     else:  # the same loss, optimized better: no late jump, and ending at least as low as the seed ends
         seed_final = sum(seed_trace[39][:2])
-        totals = [r.total for r in ours.history]
-        assert totals[-1] <= 1.01 * min(totals) and totals[-1] <= seed_final
+        totals = [r.total for r in full]
+        assert all(totals[i] <= 1.25 * min(totals[:i]) for i in range(20, 40)), totals[20:]  # no late jump
+        assert ours.output_losses.total <= min(totals) and ours.output_losses.total <= seed_final
 
 
 def test_default_config_is_the_seed_recipe():

@@ -1,0 +1,99 @@
+"""Checkpoints: a run's state between two optimizer steps, saved so that ``stylize run --resume`` continues
+bit for bit (the seed's checkpoint slides: image, optimizer state, step, losses, and here the config and a hash
+of the inputs, so a checkpoint is never resumed into a different run).
+
+A checkpoint is one ``torch.save`` file of plain tensors, numbers, strings, lists and dicts (loaded with
+``weights_only=True``): ``<stem>.ckpt`` beside the output image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import Config
+from .errors import StylizeError
+from .optimize import LoopState, StepRecord
+from .outputs import AtomicFiles
+from .weights import sha256
+
+FORMAT = "stylize-checkpoint/1"
+# Keys that only say where and how often to write: they may differ between a run and its resumption.
+UNCOMPARED = ("output", "log_every", "save_every", "checkpoint_every", "tensorboard", "profile")
+
+
+def path_for(output: Path) -> Path:
+    return Path(f"{output.with_suffix('')}.ckpt")
+
+
+def digest(paths: Iterable[str | Path]) -> dict[str, str]:
+    """sha256 of each input file: a resumed run must read the very same images (and weights file)."""
+    return {str(p): sha256(Path(p)) for p in paths if Path(p).is_file()}
+
+
+def save(path: Path, cfg: Config, inputs: Mapping[str, str], stage: int, earlier: list[StepRecord],
+         state: LoopState) -> None:
+    """Write the checkpoint atomically: ``earlier`` are the records of the stages before ``stage``."""
+    data = {
+        "format": FORMAT,
+        "config": dataclasses.asdict(cfg),
+        "inputs": dict(inputs),
+        "stage": stage,
+        "earlier": [dataclasses.asdict(r) for r in earlier],
+        "loop": {**{f.name: getattr(state, f.name) for f in dataclasses.fields(LoopState)},
+                 "history": [dataclasses.asdict(r) for r in state.history],
+                 "best": None if state.best is None else dataclasses.asdict(state.best)},
+    }
+    with AtomicFiles() as files:
+        torch.save(data, files.stage(path))
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint; anything else is one StylizeError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise StylizeError(f"checkpoint not found: {path}. Give the <stem>.ckpt a run with --checkpoint-every wrote.")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        data = None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise StylizeError(f"{path} is not a stylize checkpoint ({FORMAT}). Give the <stem>.ckpt a run wrote.")
+    return data
+
+
+def check(data: Mapping[str, Any], cfg: Config, inputs: Mapping[str, str], path: str | Path) -> None:
+    """Refuse to resume into a run that differs from the checkpoint's: a config key or an input file."""
+    saved = data["config"]
+    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {v!r} now" for k, v in dataclasses.asdict(cfg).items()
+             if k not in UNCOMPARED and saved.get(k) != v]
+    diffs += [f"{name} changed since the checkpoint (sha256 {old[:12]} -> {inputs.get(name, 'missing')[:12]})"
+              for name, old in data["inputs"].items() if inputs.get(name) != old]
+    if diffs:
+        raise StylizeError(f"cannot resume {path}: the run differs from the checkpoint's: {'; '.join(diffs)}. "
+                           "Resume with the same settings and inputs, or start a new run.")
+
+
+def loop_state(data: Mapping[str, Any], device: torch.device) -> tuple[int, list[StepRecord], LoopState]:
+    """The stage to continue, the records of the stages before it, and the loop's state (on ``device``)."""
+    loop = dict(data["loop"])
+    to = lambda t: None if t is None else t.to(device)
+    state = LoopState(image=to(loop["image"]), optimizer=_to(loop["optimizer"], device),
+                      history=[StepRecord(**r) for r in loop["history"]], best_image=to(loop["best_image"]),
+                      best=None if loop["best"] is None else StepRecord(**loop["best"]), restarts=loop["restarts"],
+                      events=list(loop["events"]))
+    return data["stage"], [StepRecord(**r) for r in data["earlier"]], state
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to(v, device) for v in value]
+    return value
