@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from . import baseline, devices, features, fused, images
-from .summary import conv_flops, gram_flops
 from .config import Config
 from .errors import StylizeError
 from .optimize import evaluate
+from .summary import conv_flops, gram_flops
 from .transfer import demo_pair, run
 from .weights import load_features
 
