@@ -27,6 +27,7 @@ from . import baseline, devices, features, fused, images
 from .config import Config
 from .errors import StylizeError
 from .optimize import evaluate
+from .summary import conv_flops, gram_flops
 from .transfer import demo_pair, run
 from .weights import load_features
 
@@ -99,10 +100,10 @@ def flops_per_eval(height: int, width: int, content_layers, style_layers) -> flo
     for entry in features.LAYERS[: cut + 1]:
         pixels = (height // 2**entry.pools_before) * (width // 2**entry.pools_before)
         if entry.kind == "conv":
-            total += 2 * (2 * in_ch * entry.channels * 9 * pixels)
+            total += 2 * conv_flops(in_ch, entry.channels, 1, pixels)
             in_ch = entry.channels
         if entry.index in taps:
-            total += 2 * (2 * entry.channels**2 * pixels)
+            total += 2 * gram_flops(entry.channels, 1, pixels)
     return total
 
 

@@ -334,3 +334,67 @@ def weights_import(
     """Check a downloaded VGG19 ImageNet file against torchvision's hash and put it in the torch hub cache."""
     dest = weights.import_file(file)
     print(f"imported: {dest}")
+
+
+@app.command(epilog="Examples:\n\n"
+             "  stylize model                                 # the style model run would build, at 128 px\n\n"
+             "  stylize model -c gatys --size 512 --weights untrained\n\n"
+             "  stylize model --content photo.jpg --set style_layers=[relu1_1,relu3_1] --json model.json")
+def model(
+    size: Annotated[Optional[int], typer.Option(help=_help("Shorter edge in px the shapes and FLOPs are for.", "size"), show_default=False)] = None,
+    weights_: Annotated[Optional[str], typer.Option("--weights", help=_help("auto | imagenet | untrained | PATH; with auto, the recipe follows as in run.", "weights"), show_default=False)] = None,
+    content: Annotated[Optional[Path], typer.Option("--content", help="Image whose aspect ratio sets the shapes (default: the bundled demo content).", show_default=False)] = None,
+    config: Annotated[Optional[str], typer.Option("--config", "-c", help="YAML config file (or a bundled name: default, gatys, untrained).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)] = None,
+    json_: Annotated[Optional[Path], typer.Option("--json", help="Also write the table as JSON.", show_default=False)] = None,
+) -> None:
+    """Print the style model as run builds it: each layer (both names) with its output shape, parameters and forward
+    FLOPs, the content/style loss modules with their weights, where the network is cut, and totals."""
+    from . import summary  # torch-heavy module: only for this command
+
+    cfg = build_config(config, set_ or (), {"size": size, "weights": weights_, "content": str(content) if content else None})
+    if json_ is not None:
+        images.check_output_path(json_, suffixes=(".json",))
+    result = summary.model_table(cfg)
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 110)  # pipes and files: don't squeeze the table to 80 columns
+    console.print(f"[bold]style model[/] at {result.width}x{result.height} px ({result.content}); weights: {result.weights}; "
+                  f"recipe: {result.recipe}", soft_wrap=True)
+    console.print(_model_table(result))
+    mib = lambda b: f"{b / 2**20:,.1f} MiB"  # noqa: E731
+    for line in (f"[bold]{result.cut_line()}[/]",
+                 f"params: {result.params:,} ({mib(4 * result.params)} float32, frozen)",
+                 f"FLOPs: forward {_si(result.forward_flops)}; per evaluation {_si(result.flops_per_eval)} (forward + "
+                 "backward: conv input gradients and Gram backward, as `stylize bench` counts)",
+                 f"memory: activations {mib(result.activation_bytes)} (each layer's output, float32, batch 1); "
+                 f"loss targets {mib(result.targets_bytes)}",
+                 *result.notes):
+        console.print(line, soft_wrap=True)
+    if json_ is not None:
+        with AtomicFiles() as files:
+            logs.write_json(result.as_dict(), files.stage(json_))
+        console.print(f"wrote {json_}")
+
+
+def _si(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:g}"
+
+
+def _model_table(s):
+    """The rows of ``stylize model`` as a rich table."""
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name, justify in (("layer", "left"), ("paper", "left"), ("output (N, C, H, W)", "left"), ("params", "right"),
+                          ("FLOPs fwd", "right"), ("loss", "left"), ("notes", "left")):
+        table.add_column(name, justify=justify, no_wrap=name != "notes")
+    for r in s.rows:
+        is_loss = r.kind.endswith("_loss")
+        loss = f"{r.kind.split('_')[0]} x{r.weight:g} on {r.observes}" if is_loss else ""
+        table.add_row(r.name, r.paper_name, str(tuple(r.shape)), f"{r.params:,}" if r.params else "",
+                      _si(r.flops) if r.flops else "", loss, r.note, style="magenta" if is_loss else None)
+    return table
