@@ -149,7 +149,7 @@ def test_cli_help_has_an_example():
     (["--size", "8"], "size: 8 is out of range"),
     (["--set", "style_layers=[pool5]", "--size", "20"], "too small"),
     (["--weights", "notes.txt"], "not a PyTorch state_dict"),
-    (["--weights", "missing.pt"], "weights: 'missing.pt' is neither"),
+    (["--weights", "missing.pt"], "weights: 'missing.pt' is not one of"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, message):
     (tmp_path / "notes.txt").write_text("not weights")
