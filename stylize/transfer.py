@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import board, checkpoint, colors, devices, features, fused, images, logs, losses, weights as weights_
+from . import board, checkpoint, colors, devices, features, fused, images, logs, losses, schedule, weights as weights_
 from .config import MIN_SIZE, Config, build_config, resolve_recipe, stage_of
 from .errors import StylizeError
 from .optimize import LoopState, StepRecord, optimize
@@ -123,75 +123,6 @@ def _init_image(cfg: Config, content: torch.Tensor) -> torch.Tensor:
     return images.to_tensor(images.resize_cover(images.load_image(cfg.init), w, h)).to(content.device)
 
 
-@dataclass
-class Stage:
-    """One size of a coarse-to-fine schedule."""
-
-    size: int  # shorter edge
-    width: int
-    height: int
-    steps: int
-
-
-COARSE_SHARE, COARSE_MAX = 6, 50  # scales: auto runs steps // 6 evaluations at half size, at most 50...
-COARSE_MIN = 64  # ...when half size is at least this (measured at 40 px: a 20 px stage made the end 1.3x worse)
-LADDER_MIN = 128  # scales: ladder starts at the first size of size / sqrt(2)^k not below this
-
-
-def schedule(cfg: Config, width: int, height: int, cut: int, fast: bool) -> list[Stage]:
-    """The sizes a run optimizes at, coarse to fine; the last is ``cfg.size`` with ``cfg.steps`` evaluations.
-
-    ``auto`` on the fast path: ``steps // 6`` evaluations (at most 50) at half size first, when that is at
-    least 64 px. At half size an
-    evaluation costs a quarter and the large structures settle first, so the full-size run starts near a good
-    point (measured at 128 px: the seed's best loss of 300 evaluations reached after 90 full-size evaluations
-    instead of 155). ``ladder``: sizes ``size / sqrt(2)^k`` down to 128 px, ``steps`` each. A list: those
-    sizes, ``steps`` each unless given as ``SIZE:STEPS``. Sizes too small for the layers are dropped.
-    """
-    smallest = max(MIN_SIZE, 2 ** features.LAYERS[cut].pools_before)
-    if cfg.scales == "none" or (cfg.scales == "auto" and not fast):
-        plan = []
-    elif cfg.scales == "auto":
-        plan = [(cfg.size // 2, min(cfg.steps // COARSE_SHARE, COARSE_MAX))] if cfg.size // 2 >= COARSE_MIN else []
-    elif cfg.scales == "ladder":
-        k = 1
-        while round(cfg.size / 2 ** (k / 2)) >= LADDER_MIN:
-            k += 1
-        plan = [(round(cfg.size / 2 ** (j / 2)), cfg.steps) for j in range(k - 1, 0, -1)]
-    else:
-        plan = [(size, cfg.steps if steps is None else steps) for size, steps in map(stage_of, cfg.scales)]
-        if plan[-1][0] > cfg.size:
-            raise StylizeError(f"scales: {plan[-1][0]} is larger than size {cfg.size}; the schedule ends at size. "
-                               f"Use --size {plan[-1][0]} or smaller scales.")
-        if plan[-1][0] == cfg.size:
-            if plan[-1][1] != cfg.steps:
-                raise StylizeError(f"scales: the last size, {cfg.size}, is the final size: it runs `steps` ({cfg.steps}) "
-                                   "evaluations. Set them with --steps, not in scales.")
-            plan.pop()
-    stages = []
-    for size, steps in [*plan, (cfg.size, cfg.steps)]:
-        w, h = images.shorter_edge_size(width, height, size)
-        if steps > 0 and min(w, h) >= smallest:
-            stages.append(Stage(size, w, h, steps))
-    return stages
-
-
-def _stage_images(cfg: Config, content_pil, style_pils, stage: Stage, device: torch.device):
-    """The content image and the style images of one stage, on ``device``."""
-    content = images.to_tensor(images.resize_shorter(content_pil, stage.size)).to(device)
-    w, h = max(1, round(stage.width * cfg.style_scale)), max(1, round(stage.height * cfg.style_scale))
-    styles = [images.to_tensor(images.resize_cover(p, w, h)).to(device) for p in style_pils]
-    if cfg.match_histogram:
-        styles = [colors.match_histogram(s, content) for s in styles]
-    return content, styles
-
-
-def _resize(x: torch.Tensor, stage: Stage) -> torch.Tensor:
-    if x.shape[-2:] == (stage.height, stage.width):
-        return x
-    return F.interpolate(x, size=(stage.height, stage.width), mode="bilinear", antialias=True, align_corners=False)
-
-
 def _settings(cfg: Config) -> dict[str, Any]:
     """The optimization settings of ``cfg``, as :func:`optimize` takes them (less ``steps``)."""
     return {"style_weight": cfg.style_weight, "content_weight": cfg.content_weight, "tv_weight": cfg.tv_weight,
@@ -209,14 +140,6 @@ def _check_outputs(paths: dict[str, Path], cfg: Config, inputs: list[Path]) -> N
         for given in inputs:
             if path.exists() and given.exists() and path.samefile(given):
                 raise StylizeError(f"the {kind} output {path} is the input {given}; refusing to overwrite it. Choose another -o.")
-
-
-def _check_style_size(cfg: Config, stage: Stage, cut: int) -> None:
-    smallest = 2 ** features.LAYERS[cut].pools_before
-    w, h = round(stage.width * cfg.style_scale), round(stage.height * cfg.style_scale)
-    if min(w, h) < smallest:
-        raise StylizeError(f"style_scale {cfg.style_scale:g} makes the style image {w}x{h} px at size {stage.size}; "
-                           f"layer {features.LAYERS[cut].name} needs at least {smallest} px. Use a larger --style-scale.")
 
 
 def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write: bool = True,
@@ -261,9 +184,9 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
     width, height = images.shorter_edge_size(content_pil.width, content_pil.height, size)
     _check_size(width, height, cfg, cut, device)
     fast = not cfg.exact and device.type != "dlp"  # the CPU/CUDA fast path; dlp-sim fuses for itself
-    stages = schedule(cfg, width, height, cut, fast)
+    stages = schedule.plan(cfg, width, height, cut, fast)
     for stage in stages:
-        _check_style_size(cfg, stage, cut)
+        schedule.check_style_size(cfg, stage, cut)
     if hasattr(on_step, "plan"):  # a progress display that wants the whole schedule (the CLI's)
         on_step.plan(stages)
     first, history, resumed = (0, [], None) if saved is None else checkpoint.loop_state(saved, device)
@@ -288,7 +211,7 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
             for k, stage in enumerate(stages):
                 if k < first:
                     continue
-                content_img, style_imgs = _stage_images(cfg, content_pil, style_pils, stage, device)
+                content_img, style_imgs = schedule.stage_images(cfg, content_pil, style_pils, stage, device)
                 model, content_losses, style_losses = features.build_style_model(
                     net, content_img, style_imgs, cfg.content_layers, cfg.style_layers, cfg.style_blend)
                 if cfg.normalize == "targets":  # once, here: the loop runs the plain weighted losses
@@ -298,7 +221,7 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
                     profile = _dlp_start(model, profile, restart=k == first)
                 if fast:
                     model = fused.fuse(model, content_img, style_imgs)
-                stage_init = _resize(init if k == len(stages) - 1 else init.clamp(0, 1), stage)
+                stage_init = schedule.resize(init if k == len(stages) - 1 else init.clamp(0, 1), stage)
                 if previous is None:
                     image = stage_init.clone()
                 else:  # the change the coarser stage made, upsampled: a content or image init keeps its detail
@@ -376,7 +299,7 @@ class _Watch:
         self.stage, self.earlier, self.latest, self.saved_step = 0, [], None, 0
         self.content: torch.Tensor | None = None
 
-    def start_stage(self, k: int, stage: Stage, earlier: list[StepRecord], model, content: torch.Tensor) -> None:
+    def start_stage(self, k: int, stage: schedule.Stage, earlier: list[StepRecord], model, content: torch.Tensor) -> None:
         self.stage, self.earlier, self.content = k, list(earlier), content
         if self.board is not None and k == 0:
             self.board.graph(model, content)

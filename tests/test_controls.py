@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stylize import colors, losses, transfer
+from stylize import colors, losses, schedule, transfer
 from stylize.cli import app
 from stylize.config import build_config
 from stylize.errors import StylizeError
@@ -68,8 +68,8 @@ def test_style_scale_sets_the_style_image_size(pair):
     content_pil, style_pil = (transfer.images.load_image(p) for p in pair)
     for scale, expected in ((1.0, (32, 40)), (0.5, (16, 20)), (1.5, (48, 60))):
         cfg = build_config(overrides={**TINY, "style_scale": scale})
-        stage = transfer.schedule(cfg, 40, 32, cut=9, fast=True)[-1]
-        _, (style,) = transfer._stage_images(cfg, content_pil, [style_pil], stage, torch.device("cpu"))
+        stage = schedule.plan(cfg, 40, 32, cut=9, fast=True)[-1]
+        _, (style,) = schedule.stage_images(cfg, content_pil, [style_pil], stage, torch.device("cpu"))
         assert style.shape[-2:] == expected
     with pytest.raises(StylizeError, match="style_scale 0.1 makes the style image 4x3 px"):
         stylize(*pair, write=False, **{**TINY, "style_scale": 0.1})
@@ -78,8 +78,8 @@ def test_style_scale_sets_the_style_image_size(pair):
 def test_match_histogram_matches_the_style_to_the_content(pair):
     content_pil, style_pil = (transfer.images.load_image(p) for p in pair)
     cfg = build_config(overrides={**TINY, "match_histogram": True})
-    stage = transfer.schedule(cfg, 40, 32, cut=9, fast=True)[-1]
-    content, (style,) = transfer._stage_images(cfg, content_pil, [style_pil], stage, torch.device("cpu"))
+    stage = schedule.plan(cfg, 40, 32, cut=9, fast=True)[-1]
+    content, (style,) = schedule.stage_images(cfg, content_pil, [style_pil], stage, torch.device("cpu"))
     plain = transfer.images.to_tensor(transfer.images.resize_cover(style_pil, 40, 32))
     torch.testing.assert_close(style, colors.match_histogram(plain, content))  # test_colors checks the function
 
@@ -151,11 +151,11 @@ def test_avg_pooling_changes_the_model(pair):
 ])
 def test_schedule(scales, size, steps, expected):
     cfg = build_config(overrides={"scales": scales, "size": size, "steps": steps})
-    stages = transfer.schedule(cfg, 4 * size // 3, size, cut=9, fast=True)
+    stages = schedule.plan(cfg, 4 * size // 3, size, cut=9, fast=True)
     assert [(s.size, s.steps) for s in stages] == expected
     assert all(s.height == s.size and s.width == int(s.size * 4 / 3) for s in stages)
     if scales == "auto":  # the seed's graph (exact) and dlp-sim run one size
-        assert len(transfer.schedule(cfg, 4 * size // 3, size, cut=9, fast=False)) == 1
+        assert len(schedule.plan(cfg, 4 * size // 3, size, cut=9, fast=False)) == 1
 
 
 @pytest.mark.parametrize("scales, message", [
@@ -167,7 +167,7 @@ def test_schedule(scales, size, steps, expected):
 def test_bad_scales(scales, message):
     with pytest.raises(StylizeError, match=message):
         cfg = build_config(overrides={"scales": scales, "size": 512, "steps": 100})
-        transfer.schedule(cfg, 600, 512, cut=9, fast=True)
+        schedule.plan(cfg, 600, 512, cut=9, fast=True)
 
 
 def test_multiscale_run_records_every_size(pair, tmp_path):
