@@ -27,7 +27,17 @@ def files_under(path):
     return sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["weights"], ["weights", "info"], ["weights", "import"]])
+def _commands(group=None, prefix=()):
+    """Every command path of the app, read from the app itself (a new command cannot be forgotten here)."""
+    import typer.main
+
+    group = group or typer.main.get_command(app)
+    yield list(prefix)
+    for name, command in getattr(group, "commands", {}).items():
+        yield from _commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize("command", list(_commands()), ids=lambda c: " ".join(c) or "stylize")
 def test_every_command_has_help_with_an_example(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0
