@@ -213,12 +213,16 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
             log.warning(weights.warning)
         log.info("weights: %s; recipe: %s; device: %s; image: %dx%d px; %d steps", weights, cfg.recipe,
                  devices.describe(device), width, height, cfg.steps)
+        if profile is not None and weights.qparams:  # calibrated int8 for the targets too (see below)
+            _dlp_calibrate(net.to(device), weights.qparams, quiet=True)
         model, content_losses, style_losses = features.build_style_model(
             net.to(device).eval(), content_img, style_img, cfg.content_layers, cfg.style_layers)
         if cfg.normalize == "targets":  # once, here: the loop runs the plain weighted losses
             losses.normalize_by_targets([*content_losses, *style_losses])
         if profile is not None:
             profile = _dlp_start(model)
+            if weights.qparams:  # an int8 artefact: dlp-sim's int8 mode uses its calibrated scales
+                _dlp_calibrate(net, weights.qparams)
         fast = not cfg.exact and device.type != "dlp"  # the CPU/CUDA fast path; dlp-sim fuses for itself
         t1 = time.perf_counter()
         coarse = _coarse_stage(cfg, net, content_img, style_img, image, cut) if fast else None
@@ -302,6 +306,17 @@ def _dlp_start(model: torch.nn.Module):
     dlp.fuse_conv_relu(model)
     rt = dlp.current()
     return dlp.configure(rt.spec, rt.mode)
+
+
+def _dlp_calibrate(net: torch.nn.Module, qparams: dict, quiet: bool = False) -> None:
+    """dlp-sim's int8 mode: quantize these convs with the artefact's calibrated scales (a fresh profile, as
+    ``_dlp_start`` makes, forgets them: call again after it)."""
+    from . import dlp
+
+    n = dlp.runtime.calibrate([(net[i].weight, q) for i, q in qparams.items() if i < len(net)])
+    if not quiet:
+        log.info("dlp-sim: calibrated int8 scales for %d convs%s", n, "" if dlp.current().mode == "int8" else
+             " (used only with --dlp-mode int8)")
 
 
 def stylize(
