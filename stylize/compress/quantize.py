@@ -72,10 +72,14 @@ def _attr(gm: nn.Module, node) -> torch.Tensor:
 def calibrate(net: nn.Sequential, calibration: Sequence[torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
     """Static PTQ of ``net``'s convs; returns ``{features index: {weight_int8, weight_scale, bias, input_scale,
     input_zero_point}}`` read from the converted PT2E graph."""
-    with _quiet_torchao():
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-            X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+    try:
+        with _quiet_torchao():
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+            from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+                X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+    except ImportError:
+        raise StylizeError("stylize quantize needs torchao (PT2E quantization): pip install 'stylize[compress]' "
+                           "(or pip install torchao==0.18.0).") from None
 
     model = nn.Sequential(features.Normalization(), *net).eval()  # the style model sees normalized images
     with torch.no_grad():
