@@ -365,6 +365,8 @@ def prune(
     console = Console(highlight=False, soft_wrap=True)
     result = commands.prune(output, weights_, method, amount, layer_names, config, set_ or (), report,
                             probe=_probe(probe_size, probe_steps))
+    if result.warning:
+        _stderr().print(f"[bold yellow]warning:[/] [yellow]{result.warning}[/]", soft_wrap=True)
     console.print(f"[bold]stylize prune[/] {method} {amount:g} of {result.weights}")
     console.print(f"{'layer':<18} {'shape before':<18} {'shape after':<18} {'sparsity':>8} {'params before':>14} {'params after':>13}")
     for r in result.rows:
@@ -403,6 +405,8 @@ def quantize(
     result = commands.quantize(output, weights_, dtype, calibration, config, set_ or (), report,
                                probe=_probe(probe_size, probe_steps))
     t = result.totals
+    if result.warning:
+        _stderr().print(f"[bold yellow]warning:[/] [yellow]{result.warning}[/]", soft_wrap=True)
     console.print(f"[bold]stylize quantize[/] int8 (per-channel weights, calibrated uint8 activations) of {result.weights}; "
                   f"calibration: {t['calibration']} ({t['calibration_images']} images)")
     console.print(f"{'layer':<18} {'shape':<18} {'weight scales':<19} {'weight error':>12} {'input scale':>12} {'zero pt':>7}")

@@ -239,3 +239,10 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path):
         assert message in result.output, (name, result.output)
         assert len(result.output.strip().splitlines()) == 1, name
         assert not out.exists() and not (tmp_path / "out.report.json").exists(), name
+
+
+def test_auto_weights_falling_back_to_untrained_warns(tmp_path):
+    result = invoke("prune", "--no-report", "-o", tmp_path / "p.pt")  # STYLIZE_OFFLINE: auto -> untrained
+    assert result.exit_code == 0, result.output
+    assert "compressing UNTRAINED random weights" in result.output
+    assert "UNTRAINED" in json.dumps(result.output) and (tmp_path / "p.pt").exists()

@@ -29,6 +29,7 @@ class CompressResult:
     output: Path
     kind: str  # pruned | pruned-structured | int8
     weights: str  # what was compressed (WeightsInfo as text)
+    warning: str | None = None  # e.g. `auto` fell back to untrained weights
     rows: list[Any] = field(default_factory=list)  # prune: LayerRow per conv; quantize: dicts per conv
     totals: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] | None = None
@@ -36,7 +37,8 @@ class CompressResult:
 
     def as_dict(self) -> dict[str, Any]:
         rows = [r.as_dict() if hasattr(r, "as_dict") else r for r in self.rows]
-        return {"output": str(self.output), "kind": self.kind, "weights": self.weights, "layers": rows,
+        return {"output": str(self.output), "kind": self.kind, "weights": self.weights, "warning": self.warning,
+                "layers": rows,
                 "totals": self.totals, "score": self.report}
 
 
@@ -57,8 +59,11 @@ def _source(spec: str, config: str | None, sets: Sequence[str]):
     """The features the config's style model uses, loaded from ``spec``; and the resolved cut and pooling."""
     cfg = build_config(config, sets, {"weights": spec})
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
-    resolved, _ = weights_.resolve(cfg.weights)
+    resolved, fallback = weights_.resolve(cfg.weights)
     net, info = weights_.load_features(resolved, cut, cfg.pooling)
+    if fallback is not None:
+        info.warning = (f"ImageNet VGG19 weights unavailable ({fallback}); compressing UNTRAINED random weights. "
+                        "Fix: `stylize weights import vgg19-dcbb9e9d.pth`, or say --weights untrained.")
     if info.kind in ("pruned-structured", "int8"):
         raise StylizeError(f"{spec} is already compressed ({info.kind}); give the original weights.")
     return net.eval(), info, resolved
@@ -98,7 +103,7 @@ def prune(output: str | Path, weights: str = "untrained", method: str = "l1-unst
     else:
         prune_.prune_unstructured(net, targets, amount, method, seed)
     rows = prune_.table(before, net, targets)
-    result = CompressResult(output, "pruned-structured" if structured else "pruned", str(info), rows,
+    result = CompressResult(output, "pruned-structured" if structured else "pruned", str(info), info.warning, rows,
                             {**prune_.totals(rows), "method": method, "amount": amount})
     return _write(output, prune_.state_dict(net, structured), result, score, spec, config, sets, probe or {})
 
@@ -130,5 +135,5 @@ def quantize(output: str | Path, weights: str = "untrained", dtype: str = "int8"
     totals = {"convs": len(q), "calibration_images": len(images),
               "calibration": str(calibration) if calibration else "bundled demo pair",
               "params": sum(net[i].weight.numel() + net[i].bias.numel() for i in q)}
-    result = CompressResult(output, "int8", str(info), rows, totals)
+    result = CompressResult(output, "int8", str(info), info.warning, rows, totals)
     return _write(output, quantize_.state_dict(q), result, score, spec, config, sets, probe or {}, int8=q)

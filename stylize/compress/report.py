@@ -112,7 +112,7 @@ def score(original: str, compressed: str | Path, config: str | None = None, sets
     report["file_bytes"] = {"original_fp32": original_bytes, "compressed": compressed_bytes,
                             "ratio": compressed_bytes / original_bytes}
     evals = {"original": bench._Ours(net, content, style, cfg), "compressed": bench._Ours(small, content, style, cfg)}
-    report["eval_time"] = _summary(_interleaved({k: v for k, v in evals.items()}, repeat), "original", "compressed")
+    report["eval_time"] = _summary(_interleaved(evals, repeat), "original", "compressed")
     report["eval_time"]["what"] = "one evaluation (forward + losses + backward), fp32, bench's path"
     if int8 is not None:
         report["int8_inference"] = int8_inference(net, int8, cut, cfg.pooling, content, repeat)
