@@ -398,3 +398,111 @@ def _model_table(s):
         table.add_row(r.name, r.paper_name, str(tuple(r.shape)), f"{r.params:,}" if r.params else "",
                       _si(r.flops) if r.flops else "", loss, r.note, style="magenta" if is_loss else None)
     return table
+
+
+# ---- compression (stylize.compress) ------------------------------------------------------------------------------
+
+_PROBE = "Probe run of the score: shorter edge in px."
+
+
+def _print_score(console: Console, result) -> None:
+    r = result.report
+    if r is None:
+        return
+    p, fb, et = r["probe"], r["file_bytes"], r["eval_time"]
+    console.print(f"score (probe: demo pair {p['image'][0]}x{p['image'][1]} px, {p['steps']} steps, seed {p['seed']}, "
+                  f"recipe {p['recipe']}; both results scored with the original network's losses):")
+    console.print(f"  loss of the original's result {r['loss_of_original_result']['total']:.5g}, of the compressed "
+                  f"result {r['loss_of_compressed_result']['total']:.5g}: [bold]quality retained {r['quality_retained']:.1%}[/]")
+    console.print(f"  file {fb['compressed'] / 2**20:.2f} MiB vs fp32 {fb['original_fp32'] / 2**20:.2f} MiB "
+                  f"(ratio {fb['ratio']:.3f})")
+    console.print(f"  per evaluation (forward + losses + backward, fp32): original {_ms(et['original_median_s'])} ms, "
+                  f"compressed {_ms(et['compressed_median_s'])} ms: [bold]{et['speedup']:.2f}x[/]")
+    if "int8_inference" in r:
+        q = r["int8_inference"]
+        console.print(f"  int8 feature extraction ({q['kernel']}, {q['threads']} threads): fp32 {q['fp32_median_s'] * 1e3:.1f} ms, "
+                      f"int8 {q['int8_median_s'] * 1e3:.1f} ms: [bold]{q['speedup']:.2f}x[/]; relative error vs fp32 "
+                      f"{q['relative_error']:.2%}")
+    console.print(f"wrote {result.report_path}")
+
+
+def _probe(size: Optional[int], steps: Optional[int]) -> dict:
+    return {k: v for k, v in (("size", size), ("steps", steps)) if v is not None}
+
+
+@app.command(epilog="Examples:\n\n"
+             "  stylize prune --weights untrained -o pruned.pt                      # 30 % global L1, scored\n\n"
+             "  stylize prune --method l1-structured --amount 0.25 -o small.pt       # 25 % of channels removed\n\n"
+             "  stylize prune --layers conv_3 --layers conv_5 --no-report -o p.pt\n\n"
+             "  stylize run --weights pruned.pt")
+def prune(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The pruned state_dict (.pt); the report goes to <stem>.report.json.", show_default=False)],
+    weights_: Annotated[str, typer.Option("--weights", help="auto | imagenet | untrained | PATH: the weights to prune.")] = "auto",
+    method: Annotated[str, typer.Option(help="l1-unstructured | random-unstructured (global, the seed's) | l1-structured (whole output channels).")] = "l1-unstructured",
+    amount: Annotated[float, typer.Option(help="Fraction of the weights (unstructured, global) or of each layer's channels (structured) to remove, in (0, 1).")] = 0.3,
+    layers: Annotated[Optional[list[str]], typer.Option("--layers", help="Convs to prune (repeatable) \\[default: every conv up to the config's last loss layer].", show_default=False)] = None,
+    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Config whose style model is compressed and probed \\[default: default].", show_default=False)] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)] = None,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Score the result on a probe stylization.")] = True,
+    probe_size: Annotated[Optional[int], typer.Option(help=f"{_PROBE} \\[default: 128]", show_default=False, min=32)] = None,
+    probe_steps: Annotated[Optional[int], typer.Option(help="Probe run of the score: evaluations. \\[default: 100]", show_default=False, min=1)] = None,
+) -> None:
+    """Prune VGG19's convs (the seed's torch.nn.utils.prune, made permanent, or channel pruning), print the
+    per-layer table and the score; `stylize run --weights OUT` uses the result."""
+    from .compress import commands  # torch-heavy
+
+    layer_names = [n.strip() for item in layers or [] for n in item.split(",") if n.strip()]
+    console = Console(highlight=False, soft_wrap=True)
+    result = commands.prune(output, weights_, method, amount, layer_names, config, set_ or (), report,
+                            probe=_probe(probe_size, probe_steps))
+    if result.warning:
+        _stderr().print(f"[bold yellow]warning:[/] [yellow]{result.warning}[/]", soft_wrap=True)
+    console.print(f"[bold]stylize prune[/] {method} {amount:g} of {result.weights}")
+    console.print(f"{'layer':<18} {'shape before':<18} {'shape after':<18} {'sparsity':>8} {'params before':>14} {'params after':>13}")
+    for r in result.rows:
+        mark = "" if r.pruned else "  (not pruned)"
+        console.print(f"{r.name:<18} {str(r.shape_before):<18} {str(r.shape_after):<18} {r.sparsity:>8.1%} "
+                      f"{r.params_before:>14,} {r.params_after:>13,}{mark}", markup=False)
+    t = result.totals
+    console.print(f"{'total':<56} {t['zeros'] / max(1, t['params_after']):>8.1%} {t['params_before']:>14,} {t['params_after']:>13,}",
+                  markup=False)
+    console.print(f"global sparsity of the pruned convs {t['sparsity_of_pruned_convs']:.2%}; "
+                  f"channels removed {t['channel_fraction_removed']:.1%}; parameters {t['params_after'] / t['params_before']:.1%} of before")
+    _print_score(console, result)
+    print(result.output)
+
+
+@app.command(epilog="Examples:\n\n"
+             "  stylize quantize --weights untrained -o int8.pt                      # calibrated on the demo pair\n\n"
+             "  stylize quantize --calibration photos/ -o int8.pt\n\n"
+             "  stylize run --weights int8.pt; stylize run --weights int8.pt --device dlp-sim --dlp-mode int8")
+def quantize(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The int8 artefact (.pt); the report goes to <stem>.report.json.", show_default=False)],
+    weights_: Annotated[str, typer.Option("--weights", help="auto | imagenet | untrained | PATH: the weights to quantize.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="Weight type (per-channel, symmetric); activations are uint8 per tensor.")] = "int8",
+    calibration: Annotated[Optional[Path], typer.Option(help="Folder of images to calibrate activation scales on \\[default: the bundled demo pair].", show_default=False)] = None,
+    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Config whose style model is compressed and probed \\[default: default].", show_default=False)] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)] = None,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Score the result on a probe stylization.")] = True,
+    probe_size: Annotated[Optional[int], typer.Option(help=f"{_PROBE} \\[default: 128]", show_default=False, min=32)] = None,
+    probe_steps: Annotated[Optional[int], typer.Option(help="Probe run of the score: evaluations. \\[default: 100]", show_default=False, min=1)] = None,
+) -> None:
+    """Static post-training int8 quantization of the convs (torchao PT2E, x86 quantizer): per-channel int8 weights
+    and calibrated activation scales. Runs int8 on CPU, dequantized in `stylize run`, calibrated on dlp-sim int8."""
+    from .compress import commands  # torch-heavy
+
+    console = Console(highlight=False, soft_wrap=True)
+    result = commands.quantize(output, weights_, dtype, calibration, config, set_ or (), report,
+                               probe=_probe(probe_size, probe_steps))
+    t = result.totals
+    if result.warning:
+        _stderr().print(f"[bold yellow]warning:[/] [yellow]{result.warning}[/]", soft_wrap=True)
+    console.print(f"[bold]stylize quantize[/] int8 (per-channel weights, calibrated uint8 activations) of {result.weights}; "
+                  f"calibration: {t['calibration']} ({t['calibration_images']} images)")
+    console.print(f"{'layer':<18} {'shape':<18} {'weight scales':<19} {'weight error':>12} {'input scale':>12} {'zero pt':>7}")
+    for r in result.rows:
+        console.print(f"{r['layer']:<18} {str(tuple(r['shape'])):<18} {r['weight_scale_min']:.2e}..{r['weight_scale_max']:.2e} "
+                      f"{r['weight_error']:>12.2%} {r['input_scale']:>12.3e} {r['input_zero_point']:>7}", markup=False)
+    console.print(f"{t['convs']} convs, {t['params']:,} parameters")
+    _print_score(console, result)
+    print(result.output)

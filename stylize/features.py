@@ -83,21 +83,26 @@ class Normalization(nn.Module):
 POOLINGS = ("max", "avg")
 
 
-def vgg19_features(upto: int = len(LAYERS) - 1, pooling: str = "max") -> nn.Sequential:
+def vgg19_features(upto: int = len(LAYERS) - 1, pooling: str = "max",
+                   channels: Sequence[int] | None = None) -> nn.Sequential:
     """VGG19 ``features`` up to and including layer ``upto``, uninitialised.
 
     Indices match ``torchvision.models.vgg19().features`` so its state_dict keys (``0.weight``...) load.
     ReLUs are built not in-place: the loss modules need the tensors they observe unchanged.
     ``pooling="avg"`` puts 2x2 average pools where VGG19 has max pools (Gatys et al. 2016 found them to give
     smoother results); pools have no weights, so the same state_dict loads either way.
+    ``channels`` (output channels of each conv, in order; at least as many as the convs up to ``upto``) builds a
+    channel-pruned VGG19 (``stylize prune --method l1-structured``); None means VGG19's own.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    widths = iter(channels) if channels is not None else None
     modules, in_ch = [], 3
     for entry in LAYERS[: upto + 1]:
         if entry.kind == "conv":
-            modules.append(nn.Conv2d(in_ch, entry.channels, kernel_size=3, padding=1))
-            in_ch = entry.channels
+            out_ch = entry.channels if widths is None else int(next(widths))
+            modules.append(nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1))
+            in_ch = out_ch
         elif entry.kind == "relu":
             modules.append(nn.ReLU(inplace=False))
         else:

@@ -205,6 +205,8 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
             log.info("resuming %s at step %d", resume, len(history) + len(resumed.history))
         content_full = images.to_tensor(images.resize_shorter(content_pil, size)).to(device)
         init = _init_image(cfg, content_full)
+        if profile is not None and weights.qparams:  # calibrated int8 for the targets too (see below)
+            _dlp_calibrate(net, weights.qparams, quiet=True)
         t1 = time.perf_counter()
         image = previous = None
         with _deterministic(device):
@@ -219,6 +221,8 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
                 watch.start_stage(k, stage, history, model, content_img)
                 if profile is not None:
                     profile = _dlp_start(model, profile, restart=k == first)
+                    if k == first and weights.qparams:  # an int8 artefact: dlp-sim's int8 mode uses its scales
+                        _dlp_calibrate(net, weights.qparams)
                 if fast:
                     model = fused.fuse(model, content_img, style_imgs)
                 stage_init = schedule.resize(init if k == len(stages) - 1 else init.clamp(0, 1), stage)
@@ -404,6 +408,17 @@ def _dlp_start(model: torch.nn.Module, profile, restart: bool):
         return profile
     rt = dlp.current()
     return dlp.configure(rt.spec, rt.mode)
+
+
+def _dlp_calibrate(net: torch.nn.Module, qparams: dict, quiet: bool = False) -> None:
+    """dlp-sim's int8 mode: quantize these convs with the artefact's calibrated scales (a fresh profile, as
+    ``_dlp_start`` makes, forgets them: call again after it)."""
+    from . import dlp
+
+    n = dlp.runtime.calibrate([(net[i].weight, q) for i, q in qparams.items() if i < len(net)])
+    if not quiet:
+        log.info("dlp-sim: calibrated int8 scales for %d convs%s", n, "" if dlp.current().mode == "int8" else
+             " (used only with --dlp-mode int8)")
 
 
 def stylize(

@@ -7,7 +7,7 @@ import hashlib
 import os
 import shutil
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,12 +29,14 @@ DOWNLOAD_TIMEOUT_S = 30
 class WeightsInfo:
     """What a run used, for printing and for run.json."""
 
-    kind: str  # "imagenet" | "file" | "untrained"
+    kind: str  # "imagenet" | "file" | "untrained" | "pruned" | "pruned-structured" | "int8"
     source: str  # a path, or a description
     warning: str | None = None
+    # int8 files: per-conv calibrated scales ({features index: tensors}) for dlp-sim's int8 mode; not in run.json
+    qparams: dict | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "qparams"}
 
     def __str__(self) -> str:
         return f"{self.kind} ({self.source})"
@@ -69,8 +71,41 @@ def load_features(spec: str, upto: int, pooling: str = "max") -> tuple[nn.Sequen
         if not path.is_file():
             raise StylizeError(f"weights file not found: {spec}. Use auto, imagenet, untrained or a path to a VGG19 state_dict.")
         state, info = _load_file(path, "weights file"), WeightsInfo("file", str(path))
+        if "stylize_format" in state:  # a `stylize prune --method l1-structured` or `stylize quantize` artefact
+            return _load_compressed(state, upto, pooling, info)
     _load_into(net, state, info.source)
-    return net, info
+    return net, _note_sparsity(net, info)
+
+
+PRUNED_MIN_SPARSITY = 0.01  # trained or random conv weights have (almost) no exact zeros; pruned ones many
+
+
+def _load_compressed(state: dict, upto: int, pooling: str, info: WeightsInfo) -> tuple[nn.Sequential, WeightsInfo]:
+    """Build the net an artefact of ``stylize.compress`` describes: channel-pruned, or int8 (dequantized)."""
+    from .compress import prune, quantize  # only for these files
+
+    fmt = state["stylize_format"]
+    if fmt == prune.STRUCTURED_FORMAT:
+        net = prune.build_structured(state, upto, pooling, info.source)
+        _load_into(net, state, info.source)
+        channels = [m.out_channels for m in net if isinstance(m, nn.Conv2d)]
+        return net, WeightsInfo("pruned-structured", f"{info.source}, conv channels {channels}")
+    if fmt == quantize.FORMAT:
+        q = quantize.qparams(state, info.source)
+        net = quantize.dequantized_features(q, upto, pooling, info.source)
+        return net, WeightsInfo("int8", f"{info.source}, int8 weights dequantized to float", qparams=q)
+    raise StylizeError(f"{info.source} has stylize_format {fmt!r}, which this version does not know. "
+                       f"Known: {prune.STRUCTURED_FORMAT}, {quantize.FORMAT}.")
+
+
+def _note_sparsity(net: nn.Sequential, info: WeightsInfo) -> WeightsInfo:
+    """A file with many exactly-zero conv weights is an unstructured-pruned one: say so."""
+    convs = [m.weight for m in net if isinstance(m, nn.Conv2d)]
+    total = sum(w.numel() for w in convs)
+    zeros = sum(int((w == 0).sum()) for w in convs)
+    if total and zeros / total >= PRUNED_MIN_SPARSITY:
+        return WeightsInfo("pruned", f"{info.source}, {zeros / total:.1%} of conv weights zero", info.warning)
+    return info
 
 
 def resolve(spec: str) -> tuple[str, str | None]:
@@ -136,7 +171,8 @@ def _load_file(path: Path, what: str) -> dict[str, torch.Tensor]:
 
 
 def _load_into(net: nn.Sequential, state: dict, source: str) -> None:
-    """Copy VGG19 weights (``features.N.weight`` or ``N.weight`` keys) into ``net``, checking every shape."""
+    """Copy VGG19 weights (``features.N.weight`` or ``N.weight`` keys) into ``net``, checking every shape
+    (``net`` may be a channel-pruned VGG19: its own shapes are the reference)."""
     stripped = {k.removeprefix("features."): v for k, v in state.items() if isinstance(k, str)}
     for name, param in net.state_dict().items():
         value = stripped.get(name)

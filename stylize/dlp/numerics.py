@@ -74,3 +74,22 @@ def element_bytes(mode: str, role: str = "activation") -> int:
 def store_bytes(mode: str) -> int:
     """Bytes per element of a stored result (see :func:`store`)."""
     return 2 if mode == "fp16" else 4
+
+
+# ---- static calibration (``stylize quantize`` artefacts) --------------------------------------------------------
+# With a quantized artefact loaded, int8 mode quantizes a calibrated conv's operands with the artefact's scales
+# instead of the dynamic power-of-two positions above: its input per tensor as uint8 with the calibrated scale and
+# zero point (values outside the calibrated range saturate, as static quantization does), its weights per output
+# channel as symmetric int8. The scales are floats, not powers of two: a fixed-point unit would need a rescale
+# in its epilogue (not priced by the cost model). Gradients keep their dynamic int16 positions.
+
+
+def affine_uint8(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
+    """``x`` rounded to uint8 codes ``clamp(round(x / scale) + zp, 0, 255)``, returned as values."""
+    return (torch.clamp(torch.round(x / scale) + zero_point, 0, 255) - zero_point) * scale
+
+
+def per_channel_int8(w: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """(Cout, ...) weights rounded to symmetric int8 with one scale per output channel, returned as values."""
+    s = scales.to(w.dtype).view(-1, *([1] * (w.dim() - 1)))
+    return torch.clamp(torch.round(w / s), -128, 127) * s

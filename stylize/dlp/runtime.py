@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import torch
 
 from . import spec as specs
 from .cost import TileGroup, estimate
@@ -19,6 +21,9 @@ class Runtime:
     spec: specs.DeviceSpec
     mode: str
     profile: Profile
+    # int8 mode with a `stylize quantize` artefact: host weight storage (data_ptr) -> that conv's calibrated
+    # {input_scale, input_zero_point, weight_scale}; see :func:`calibrate`.
+    calibration: dict[int, dict] = field(default_factory=dict)
 
 
 _current: Runtime | None = None
@@ -50,6 +55,25 @@ def session(spec: str | specs.DeviceSpec = specs.DEFAULT, mode: str = "fp32"):
         yield configure(spec, mode)
     finally:
         _current = previous
+
+
+def calibrate(convs: list[tuple[torch.Tensor, dict]]) -> int:
+    """Use static, calibrated scales for these convs (``(weight on the device, its qparams)`` pairs from
+    ``stylize quantize``) in int8 mode, instead of dynamic per-tensor positions. Kernels find a conv by its
+    weight's host storage, which moving or fusing the module does not change. Returns how many were set."""
+    rt = current()
+    for weight, params in convs:
+        host = getattr(weight, "_data", weight)
+        rt.calibration[host.data_ptr()] = {"input_scale": float(params["input_scale"]),
+                                           "input_zero_point": int(params["input_zero_point"]),
+                                           "weight_scale": params["weight_scale"].float()}
+    return len(convs)
+
+
+def calibrated(weight: torch.Tensor) -> dict | None:
+    """The calibrated qparams of the conv whose (host) weight this is, in int8 mode; else None."""
+    rt = current()
+    return rt.calibration.get(weight.data_ptr()) if rt.mode == "int8" and rt.calibration else None
 
 
 def record(name: str, groups: list[TileGroup], started: float) -> None:

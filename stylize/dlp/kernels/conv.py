@@ -101,7 +101,12 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pad
     ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
     p = plan(cin, cout, kh, kw, ho, wo, rt.spec.nram_bytes, rt.spec.wram_bytes,
              numerics.element_bytes(mode, roles[0]), numerics.element_bytes(mode, "weight"))
-    xq, wq = numerics.operand(x, mode, roles[0]), numerics.operand(weight, mode, roles[1])
+    qp = runtime.calibrated(weight) if roles == ("activation", "weight") else None
+    if qp is not None:  # a `stylize quantize` artefact: its calibrated scales, not dynamic positions
+        xq = numerics.affine_uint8(x, qp["input_scale"], qp["input_zero_point"])
+        wq = numerics.per_channel_int8(weight, qp["weight_scale"])
+    else:
+        xq, wq = numerics.operand(x, mode, roles[0]), numerics.operand(weight, mode, roles[1])
     nh, nw = math.ceil(ho / p.th), math.ceil(wo / p.tw)
     ih, iw = p.th + kh - 1, p.tw + kw - 1
     # Channels-last padded input, with extra rows/columns so the last (remainder) tile's halo exists.
