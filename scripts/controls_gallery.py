@@ -37,7 +37,7 @@ def controls(second_style: Path) -> dict[str, dict]:
         "init gray": {"init": "gray"},
         "adam lr 0.02": {"optimizer": "adam", "lr": 0.02},
         "max pooling": {"pooling": "max"},
-        "scales ladder": {"scales": "ladder"},
+        "scales 64:100,128": {"scales": "64:100,128"},
     }
 
 

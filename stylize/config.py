@@ -63,7 +63,7 @@ class Config:
     tv_weight: float = 0.0  # total-variation loss weight (0: none, as the seed); see losses.tv_loss
     original_colors: bool = False  # keep the content's colours: the result's luminance with the content's chroma (YCbCr)
     match_histogram: bool = False  # match the style images' colour histograms to the content's before the run
-    optimizer: str = "lbfgs"  # lbfgs (the seed) | adam
+    optimizer: str = "lbfgs"  # lbfgs (the seed; the lbfgs_* keys) | adam (lr; the lbfgs_* keys do not apply)
     lr: float = 0.02  # adam's learning rate (the image is in [0, 1])
     # Sizes run coarse to fine, each starting from the previous result upsampled; the last is `size`.
     # auto: a short half-size stage first on the fast path (steps // 6, at most 50); none: `size` only;
@@ -265,8 +265,6 @@ def _validate(raw: dict[str, Any]) -> Config:
     cfg["init"] = _choice_or_path("init", cfg["init"], INITS)
     _validate_dlp(cfg)
     cfg["lbfgs_line_search"] = _choice("lbfgs_line_search", cfg["lbfgs_line_search"], LINE_SEARCHES)
-    if cfg["optimizer"] == "adam" and cfg["lbfgs_line_search"] != "none":
-        raise _fail("lbfgs_line_search", "the line search is LBFGS's; with optimizer: adam set it to none.")
     cfg["pooling"] = _choice("pooling", cfg["pooling"], POOLINGS)
     cfg["normalize"] = _choice("normalize", cfg["normalize"], NORMALIZE)
     cfg["recipe"] = _choice("recipe", cfg["recipe"], RECIPES)
