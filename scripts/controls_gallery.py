@@ -1,11 +1,11 @@
-"""One stylization per artist control, on the demo pair, as a contact sheet (the README's docs/controls.png).
+"""One stylization per artist control, on the demo pair, as a contact sheet (the README's docs/controls.jpg).
 
 Each control runs on the bundled demo images at a small size with seeded untrained weights (the untrained
 recipe: no ImageNet weights on our machines), and the sheet shows them side by side with a label. The second
 style image for the blend is drawn here (``make_assets.draw_style`` with another seed, its colour channels
 rotated), so everything in the sheet is made by this repository.
 
-    python scripts/controls_gallery.py                      # -> docs/controls.png (128 px, 150 steps)
+    python scripts/controls_gallery.py                      # -> docs/controls.jpg (128 px, 150 steps)
     python scripts/controls_gallery.py --size 256 --steps 300 --out /tmp/controls.png
 """
 
@@ -45,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--out", type=Path, default=Path("docs/controls.png"))
+    parser.add_argument("--out", type=Path, default=Path("docs/controls.jpg"))
     args = parser.parse_args()
     content, style = demo_pair()
     work = Path(tempfile.mkdtemp(prefix="stylize-controls-"))
@@ -72,7 +72,7 @@ def main() -> None:
         sheet.paste(img, (x + (side - img.width) // 2, y + pad + (side - img.height) // 2))
         draw.text((x + 4, y + 3), label, fill="black")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.out)
+    sheet.save(args.out, **({"quality": 88} if args.out.suffix.lower() in (".jpg", ".jpeg") else {}))
     print(f"wrote {args.out}")
 
 
