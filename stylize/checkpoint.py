@@ -85,7 +85,7 @@ def loop_state(data: Mapping[str, Any], device: torch.device) -> tuple[int, list
     state = LoopState(image=to(loop["image"]), optimizer=_to(loop["optimizer"], device),
                       history=[StepRecord(**r) for r in loop["history"]], best_image=to(loop["best_image"]),
                       best=None if loop["best"] is None else StepRecord(**loop["best"]), restarts=loop["restarts"],
-                      events=list(loop["events"]))
+                      events=list(loop["events"]), over=loop["over"])
     return data["stage"], [StepRecord(**r) for r in data["earlier"]], state
 
 

@@ -307,7 +307,7 @@ class _BenchTable:
                 f"seed {mib(s.peak_bytes)}, ours {mib(o.peak_bytes)}")
         if row.quality:
             q = row.quality
-            reached = (f"ours reached it in {q['ours_s']:.1f} s ({q['ours_evals']} evaluations): "
+            reached = (f"ours reached it in {q['ours_s']:.1f} s ({q['ours_evals']} evaluations, coarse stage included): "
                        f"[bold green]{q['speedup']:.2f}x[/]") if q["ours_s"] else "ours did not reach it"
             c.print(f"    time to quality: the seed's best loss in {q['evals']} evaluations is {q['target_loss']:.4g} "
                     f"(at evaluation {q['seed_best_at_eval']}; final {q['seed_final_loss']:.4g}); "

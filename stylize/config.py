@@ -69,7 +69,7 @@ class Config:
     # auto: a short half-size stage first on the fast path (steps // 6, at most 50); none: `size` only;
     # ladder: a sqrt(2) ladder from 128 px up; or a list of sizes, SIZE or SIZE:STEPS (default: `steps` each).
     scales: str | list[int | str] = "auto"
-    blowup_factor: float = 10.0  # a loss above N x the best so far (or inf/NaN) restores the best image; 0: off
+    blowup_factor: float = 10.0  # inf/NaN, or 10 losses in a row above N x the best, restore the best image; 0: off
     log_every: int = 50  # print losses every N steps (the seed prints every 50)
     save_every: int = 0  # write <stem>.stepNNNN.png every N steps (0: never)
     checkpoint_every: int = 0  # write <stem>.ckpt (resumable with --resume) every N steps (0: never)
