@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
-from . import __version__, checkpoint, images, logs, weights
+from . import __version__, checkpoint, images, logs, tables, weights
 from .config import Config, build_config, to_yaml
 from .errors import StylizeError, did_you_mean
 from .outputs import AtomicFiles
@@ -267,57 +267,13 @@ def bench(
     if json_ is not None:
         images.check_output_path(json_, suffixes=(".json",))
     console = Console(highlight=False)
-    table = _BenchTable(console, quality)
+    table = tables.BenchTable(console, quality)
     result = bench_lib.bench([device.lower()], sizes, cfg, config, repeat=repeat, quality=quality, on_row=table.add)
     table.finish(result)
     if json_ is not None:
         with AtomicFiles() as files:
             logs.write_json(result.as_dict(), files.stage(json_))
         console.print(f"wrote {json_}")
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:,.0f}"
-
-
-class _BenchTable:
-    """Prints each row as it is measured (a size can take a minute), then the machine and the notes."""
-
-    def __init__(self, console: Console, quality: bool):
-        self.console, self.quality = console, quality
-        console.print("[bold]stylize bench[/]: ms per evaluation (forward + losses + backward), median "
-                      r"\[min-max]; ours vs the seed's code, interleaved")
-
-    def add(self, row) -> None:
-        c = self.console
-        if row.error:
-            c.print(f"{row.device} {row.size}px: {row.error}")
-            return
-        o, s = row.ours, row.seed
-        mib = lambda b: "n/a" if b is None else f"{b / 2**20:,.0f} MiB"
-        c.print(f"[bold]{row.device} {row.width}x{row.height}[/] ({row.gflop:.1f} GFLOP/eval): "
-                f"seed {_ms(s.median_s)} \\[{_ms(min(s.eval_s))}-{_ms(max(s.eval_s))}]  "
-                f"ours {_ms(o.median_s)} \\[{_ms(min(o.eval_s))}-{_ms(max(o.eval_s))}]  "
-                f"[bold green]speedup {row.speedup:.2f}x[/]")
-        if row.sim_ms is not None:
-            c.print(f"    simulated device time of our evaluation: {row.sim_ms:,.1f} ms (host time above)")
-        c.print(f"    GFLOP/s seed {row.gflop / s.median_s:.0f}, ours {row.gflop / o.median_s:.0f}; "
-                f"setup seed {_ms(s.setup_s)} ms, ours {_ms(o.setup_s)} ms; "
-                f"peak memory (setup + 3 evaluations{'' if row.device.startswith('cuda') else ', process RSS'}): "
-                f"seed {mib(s.peak_bytes)}, ours {mib(o.peak_bytes)}")
-        if row.quality:
-            q = row.quality
-            reached = (f"ours reached it in {q['ours_s']:.1f} s ({q['ours_evals']} evaluations, coarse stage included): "
-                       f"[bold green]{q['speedup']:.2f}x[/]") if q["ours_s"] else "ours did not reach it"
-            c.print(f"    time to quality: the seed's best loss in {q['evals']} evaluations is {q['target_loss']:.4g} "
-                    f"(at evaluation {q['seed_best_at_eval']}; final {q['seed_final_loss']:.4g}); "
-                    f"seed {q['seed_s']:.1f} s incl. setup; {reached}")
-
-    def finish(self, result) -> None:
-        for device, m in result.machine.items():
-            self.console.print(f"machine: {m['description']}, {m['threads']} threads; conv peak "
-                               f"{m['conv_peak_gflops']:.0f} GFLOP/s (3x3 conv, 64 ch, 128 px, channels_last)")
-        self.console.print(f"config: {result.config}; weights: {result.weights}")
 
 
 @weights_app.command("info", epilog="Example:\n\n  stylize weights info")
@@ -361,11 +317,11 @@ def model(
         console.width = max(console.width, 110)  # pipes and files: don't squeeze the table to 80 columns
     console.print(f"[bold]style model[/] at {result.width}x{result.height} px ({result.content}); weights: {result.weights}; "
                   f"recipe: {result.recipe}", soft_wrap=True)
-    console.print(_model_table(result))
+    console.print(tables.model_table(result))
     mib = lambda b: f"{b / 2**20:,.1f} MiB"  # noqa: E731
     for line in (f"[bold]{result.cut_line()}[/]",
                  f"params: {result.params:,} ({mib(4 * result.params)} float32, frozen)",
-                 f"FLOPs: forward {_si(result.forward_flops)}; per evaluation {_si(result.flops_per_eval)} (forward + "
+                 f"FLOPs: forward {tables.si(result.forward_flops)}; per evaluation {tables.si(result.flops_per_eval)} (forward + "
                  "backward: conv input gradients and Gram backward, as `stylize bench` counts)",
                  f"memory: activations {mib(result.activation_bytes)} (each layer's output, float32, batch 1); "
                  f"loss targets {mib(result.targets_bytes)}",
@@ -377,53 +333,17 @@ def model(
         console.print(f"wrote {json_}")
 
 
-def _si(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n:g}"
-
-
-def _model_table(s):
-    """The rows of ``stylize model`` as a rich table."""
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name, justify in (("layer", "left"), ("paper", "left"), ("output (N, C, H, W)", "left"), ("params", "right"),
-                          ("FLOPs fwd", "right"), ("loss", "left"), ("notes", "left")):
-        table.add_column(name, justify=justify, no_wrap=name != "notes")
-    for r in s.rows:
-        is_loss = r.kind.endswith("_loss")
-        loss = f"{r.kind.split('_')[0]} x{r.weight:g} on {r.observes}" if is_loss else ""
-        table.add_row(r.name, r.paper_name, str(tuple(r.shape)), f"{r.params:,}" if r.params else "",
-                      _si(r.flops) if r.flops else "", loss, r.note, style="magenta" if is_loss else None)
-    return table
-
-
 # ---- compression (stylize.compress) ------------------------------------------------------------------------------
 
 _PROBE = "Probe run of the score: shorter edge in px."
 
 
-def _print_score(console: Console, result) -> None:
-    r = result.report
-    if r is None:
-        return
-    p, fb, et = r["probe"], r["file_bytes"], r["eval_time"]
-    console.print(f"score (probe: demo pair {p['image'][0]}x{p['image'][1]} px, {p['steps']} steps, seed {p['seed']}, "
-                  f"recipe {p['recipe']}; both results scored with the original network's losses):")
-    console.print(f"  loss of the original's result {r['loss_of_original_result']['total']:.5g}, of the compressed "
-                  f"result {r['loss_of_compressed_result']['total']:.5g}: [bold]quality retained {r['quality_retained']:.1%}[/]")
-    console.print(f"  file {fb['compressed'] / 2**20:.2f} MiB vs fp32 {fb['original_fp32'] / 2**20:.2f} MiB "
-                  f"(ratio {fb['ratio']:.3f})")
-    console.print(f"  per evaluation (forward + losses + backward, fp32): original {_ms(et['original_median_s'])} ms, "
-                  f"compressed {_ms(et['compressed_median_s'])} ms: [bold]{et['speedup']:.2f}x[/]")
-    if "int8_inference" in r:
-        q = r["int8_inference"]
-        console.print(f"  int8 feature extraction ({q['kernel']}, {q['threads']} threads): fp32 {q['fp32_median_s'] * 1e3:.1f} ms, "
-                      f"int8 {q['int8_median_s'] * 1e3:.1f} ms: [bold]{q['speedup']:.2f}x[/]; relative error vs fp32 "
-                      f"{q['relative_error']:.2%}")
-    console.print(f"wrote {result.report_path}")
+# The options prune and quantize share.
+_CompressConfig = Annotated[Optional[str], typer.Option("--config", "-c", help="Config whose style model is compressed and probed \\[default: default].", show_default=False)]
+_Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)]
+_Report = Annotated[bool, typer.Option("--report/--no-report", help="Score the result on a probe stylization.")]
+_ProbeSize = Annotated[Optional[int], typer.Option(help=f"{_PROBE} \\[default: 128]", show_default=False, min=32)]
+_ProbeSteps = Annotated[Optional[int], typer.Option(help="Probe run of the score: evaluations. \\[default: 100]", show_default=False, min=1)]
 
 
 def _probe(size: Optional[int], steps: Optional[int]) -> dict:
@@ -441,11 +361,11 @@ def prune(
     method: Annotated[str, typer.Option(help="l1-unstructured | random-unstructured (global, the seed's) | l1-structured (whole output channels).")] = "l1-unstructured",
     amount: Annotated[float, typer.Option(help="Fraction of the weights (unstructured, global) or of each layer's channels (structured) to remove, in (0, 1).")] = 0.3,
     layers: Annotated[Optional[list[str]], typer.Option("--layers", help="Convs to prune (repeatable) \\[default: every conv up to the config's last loss layer].", show_default=False)] = None,
-    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Config whose style model is compressed and probed \\[default: default].", show_default=False)] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)] = None,
-    report: Annotated[bool, typer.Option("--report/--no-report", help="Score the result on a probe stylization.")] = True,
-    probe_size: Annotated[Optional[int], typer.Option(help=f"{_PROBE} \\[default: 128]", show_default=False, min=32)] = None,
-    probe_steps: Annotated[Optional[int], typer.Option(help="Probe run of the score: evaluations. \\[default: 100]", show_default=False, min=1)] = None,
+    config: _CompressConfig = None,
+    set_: _Sets = None,
+    report: _Report = True,
+    probe_size: _ProbeSize = None,
+    probe_steps: _ProbeSteps = None,
 ) -> None:
     """Prune VGG19's convs (the seed's torch.nn.utils.prune, made permanent, or channel pruning), print the
     per-layer table and the score; `stylize run --weights OUT` uses the result."""
@@ -468,7 +388,7 @@ def prune(
                   markup=False)
     console.print(f"global sparsity of the pruned convs {t['sparsity_of_pruned_convs']:.2%}; "
                   f"channels removed {t['channel_fraction_removed']:.1%}; parameters {t['params_after'] / t['params_before']:.1%} of before")
-    _print_score(console, result)
+    tables.print_score(console, result)
     print(result.output)
 
 
@@ -481,11 +401,11 @@ def quantize(
     weights_: Annotated[str, typer.Option("--weights", help="auto | imagenet | untrained | PATH: the weights to quantize.")] = "auto",
     dtype: Annotated[str, typer.Option(help="Weight type (per-channel, symmetric); activations are uint8 per tensor.")] = "int8",
     calibration: Annotated[Optional[Path], typer.Option(help="Folder of images to calibrate activation scales on \\[default: the bundled demo pair].", show_default=False)] = None,
-    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Config whose style model is compressed and probed \\[default: default].", show_default=False)] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)] = None,
-    report: Annotated[bool, typer.Option("--report/--no-report", help="Score the result on a probe stylization.")] = True,
-    probe_size: Annotated[Optional[int], typer.Option(help=f"{_PROBE} \\[default: 128]", show_default=False, min=32)] = None,
-    probe_steps: Annotated[Optional[int], typer.Option(help="Probe run of the score: evaluations. \\[default: 100]", show_default=False, min=1)] = None,
+    config: _CompressConfig = None,
+    set_: _Sets = None,
+    report: _Report = True,
+    probe_size: _ProbeSize = None,
+    probe_steps: _ProbeSteps = None,
 ) -> None:
     """Static post-training int8 quantization of the convs (torchao PT2E, x86 quantizer): per-channel int8 weights
     and calibrated activation scales. Runs int8 on CPU, dequantized in `stylize run`, calibrated on dlp-sim int8."""
@@ -504,5 +424,5 @@ def quantize(
         console.print(f"{r['layer']:<18} {str(tuple(r['shape'])):<18} {r['weight_scale_min']:.2e}..{r['weight_scale_max']:.2e} "
                       f"{r['weight_error']:>12.2%} {r['input_scale']:>12.3e} {r['input_zero_point']:>7}", markup=False)
     console.print(f"{t['convs']} convs, {t['params']:,} parameters")
-    _print_score(console, result)
+    tables.print_score(console, result)
     print(result.output)
