@@ -35,10 +35,11 @@ def digest(paths: Iterable[str | Path]) -> dict[str, str]:
     return {str(p): sha256(Path(p)) for p in paths if Path(p).is_file()}
 
 
-def save(path: Path, cfg: Config, inputs: Mapping[str, str], stage: int, earlier: list[StepRecord],
+def save(path: Path, cfg: Config, inputs: Mapping[str, str], weights: str, stage: int, earlier: list[StepRecord],
          state: LoopState) -> None:
-    """Write the checkpoint atomically: ``earlier`` are the records of the stages before ``stage``."""
-    data = {
+    """Write the checkpoint atomically: ``earlier`` are the records of the stages before ``stage``; ``weights``
+    is what ``cfg.weights`` resolved to (``auto`` can mean ImageNet on one day and untrained on another)."""
+    data = _plain({
         "format": FORMAT,
         "config": dataclasses.asdict(cfg),
         "inputs": dict(inputs),
@@ -47,7 +48,8 @@ def save(path: Path, cfg: Config, inputs: Mapping[str, str], stage: int, earlier
         "loop": {**{f.name: getattr(state, f.name) for f in dataclasses.fields(LoopState)},
                  "history": [dataclasses.asdict(r) for r in state.history],
                  "best": None if state.best is None else dataclasses.asdict(state.best)},
-    }
+        "weights": weights,
+    })
     with AtomicFiles() as files:
         torch.save(data, files.stage(path))
 
@@ -66,11 +68,14 @@ def load(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def check(data: Mapping[str, Any], cfg: Config, inputs: Mapping[str, str], path: str | Path) -> None:
-    """Refuse to resume into a run that differs from the checkpoint's: a config key or an input file."""
+def check(data: Mapping[str, Any], cfg: Config, inputs: Mapping[str, str], weights: str, path: str | Path) -> None:
+    """Refuse to resume into a run that differs from the checkpoint's: a config key, the weights ``auto``
+    resolved to, or an input file."""
     saved = data["config"]
     diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {v!r} now" for k, v in dataclasses.asdict(cfg).items()
              if k not in UNCOMPARED and saved.get(k) != v]
+    if data["weights"] != weights:
+        diffs.append(f"weights: {cfg.weights} meant {data['weights']} in the checkpoint, {weights} now")
     diffs += [f"{name} changed since the checkpoint (sha256 {old[:12]} -> {inputs.get(name, 'missing')[:12]})"
               for name, old in data["inputs"].items() if inputs.get(name) != old]
     if diffs:
@@ -85,8 +90,19 @@ def loop_state(data: Mapping[str, Any], device: torch.device) -> tuple[int, list
     state = LoopState(image=to(loop["image"]), optimizer=_to(loop["optimizer"], device),
                       history=[StepRecord(**r) for r in loop["history"]], best_image=to(loop["best_image"]),
                       best=None if loop["best"] is None else StepRecord(**loop["best"]), restarts=loop["restarts"],
-                      events=list(loop["events"]), over=loop["over"])
+                      events=list(loop["events"]), over=loop["over"], converged=loop["converged"])
     return data["stage"], [StepRecord(**r) for r in data["earlier"]], state
+
+
+def _plain(value: Any) -> Any:
+    """Tensors as plain CPU tensors (a device's tensor subclass would not load with ``weights_only``)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().as_subclass(torch.Tensor)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _to(value: Any, device: torch.device) -> Any:

@@ -53,6 +53,7 @@ class LoopState:
     restarts: int = 0
     events: list[str] = field(default_factory=list)
     over: int = 0  # evaluations in a row above blowup_factor x the best
+    converged: bool = False  # LBFGS stopped moving: a resumed loop must not step again
 
 
 @dataclass
@@ -197,7 +198,7 @@ def optimize(
     guard = blowup_factor > 0
     if guard and state.best_image is None:
         state.best_image = image.detach().clone()
-    result = OptimizeResult(image=image, history=state.history, events=state.events)
+    result = OptimizeResult(image=image, history=state.history, events=state.events, converged=state.converged)
     last_finite = image.detach().clone()
     start = time.perf_counter() - (state.history[-1].seconds if state.history else elapsed)
     spent = False
@@ -237,7 +238,7 @@ def optimize(
         if on_step is not None:
             on_step(record)
 
-    while len(state.history) < steps:
+    while len(state.history) < steps and not result.converged:
         try:
             while len(state.history) < steps:
                 before = len(state.history)
@@ -246,13 +247,14 @@ def optimize(
                     if line_search:  # several evaluations per iteration: cap them (torch's default is 1.25x)
                         opt.param_groups[0]["max_eval"] = allowed
                 opt.step(closure)
+                # One evaluation although more were allowed: the gradient is ~0 and LBFGS will not move again.
+                state.converged = optimizer == "lbfgs" and len(state.history) - before == 1 and allowed > 1
                 if on_boundary is not None:
                     with torch.no_grad():
                         on_boundary(replace(state, image=image.detach().clone(), optimizer=_snapshot(opt),
                                             history=list(state.history), events=list(state.events),
                                             best_image=None if state.best_image is None else state.best_image.clone()))
-                # One evaluation although more were allowed: the gradient is ~0 and LBFGS will not move again.
-                if optimizer == "lbfgs" and len(state.history) - before == 1 and allowed > 1:
+                if state.converged:
                     result.converged = True
                     break
             break
@@ -276,8 +278,12 @@ def optimize(
     if guard and state.best is not None:
         result.output = state.best
         if not (result.interrupted or result.diverged or spent):  # the final image, moved since its last evaluation
-            c, s, tv = evaluate(model, content_losses, style_losses, image.detach(), style_weight, content_weight, tv_weight)
-            content, style, total = _values(c, s, c + s + tv)
+            try:
+                c, s, tv = evaluate(model, content_losses, style_losses, image.detach(), style_weight, content_weight,
+                                    tv_weight)
+                content, style, total = _values(c, s, c + s + tv)
+            except KeyboardInterrupt:  # the best evaluated image is kept
+                result.interrupted, total = True, math.inf
             if math.isfinite(total) and total <= state.best.total:
                 result.output = replace(state.history[-1], content=content, style=style, total=total, tv=total - content - style)
         if result.output is state.best:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from . import board, checkpoint, colors, devices, features, fused, images, logs, losses, schedule, weights as weights_
 from .config import MIN_SIZE, Config, build_config, resolve_recipe, stage_of
 from .errors import StylizeError
-from .optimize import LoopState, StepRecord, optimize
+from .optimize import LoopState, OptimizeResult, StepRecord, optimize
 from .outputs import AtomicFiles
 from .weights import WeightsInfo, load_features
 
@@ -179,18 +179,18 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
         if cfg.checkpoint_every or resume else {}
     saved = checkpoint.load(resume) if resume else None
     if saved is not None:
-        checkpoint.check(saved, cfg, inputs, resume)
+        checkpoint.check(saved, cfg, inputs, spec, resume)
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
     width, height = images.shorter_edge_size(content_pil.width, content_pil.height, size)
     _check_size(width, height, cfg, cut, device)
     fast = not cfg.exact and device.type != "dlp"  # the CPU/CUDA fast path; dlp-sim fuses for itself
-    stages = schedule.plan(cfg, width, height, cut, fast)
+    stages = schedule.plan(cfg, content_pil.width, content_pil.height, cut, fast)  # sizes as resize_shorter makes them
     for stage in stages:
         schedule.check_style_size(cfg, stage, cut)
     if hasattr(on_step, "plan"):  # a progress display that wants the whole schedule (the CLI's)
         on_step.plan(stages)
     first, history, resumed = (0, [], None) if saved is None else checkpoint.loop_state(saved, device)
-    watch = _Watch(cfg, paths["image"], ckpt_path, inputs, write, on_step)
+    watch = _Watch(cfg, paths["image"], ckpt_path, {"inputs": inputs, "weights": spec}, write, on_step)
     try:
         net, weights = load_features(spec, cut, cfg.pooling)
         net = net.to(device).eval()
@@ -208,8 +208,9 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
         if profile is not None and weights.qparams:  # calibrated int8 for the targets too (see below)
             _dlp_calibrate(net, weights.qparams, quiet=True)
         t1 = time.perf_counter()
-        image = previous = None
-        with _deterministic(device):
+        image = previous = result = None
+        events: list[str] = []
+        with _deterministic(device), _between_stages(lambda: previous, history_of=lambda: history) as stopped:
             for k, stage in enumerate(stages):
                 if k < first:
                     continue
@@ -238,7 +239,7 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
                                   elapsed=history[-1].seconds if history else 0.0,
                                   resume=resumed if k == first else None, on_step=watch.step,
                                   on_boundary=watch.boundary, **_settings(cfg))
-                history = history + result.history
+                history, events = history + result.history, events + result.events
                 previous = (result.image, stage_init)
                 if result.status in ("interrupted", "diverged"):
                     break
@@ -251,9 +252,11 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
     finally:
         watch.close()
     t2 = time.perf_counter()
+    if stopped.result is not None:  # Ctrl-C while a stage was being set up: the last stage's image is kept
+        result = stopped.result
     if result.interrupted:
         watch.save_last_checkpoint()
-    if result.diverged and not result.events:
+    if result.diverged and not events:
         log.warning("the loss became inf/NaN at step %d; stopped and kept the last image with a finite loss. "
                     "Lower --style-weight / --content-weight.", len(history) + 1)
     final = result.image
@@ -263,7 +266,7 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
         final = colors.original_colors(final, content_full)
     out = RunResult(image=final.cpu(), history=history, config=cfg, weights=weights,
                     device=devices.describe(device), status=result.status, profile=profile,
-                    output_losses=result.output, events=result.events)
+                    output_losses=result.output, events=events)
     if profile is not None:
         profile.steps, profile.host_s = len(history), t2 - t1
     per_step = [b.seconds - a.seconds for a, b in zip(history, history[1:]) if a.size == b.size == size]
@@ -275,6 +278,23 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
         out.paths = paths
     out.timings["total_s"] = time.perf_counter() - t0
     return out
+
+
+class _Stopped:
+    result: OptimizeResult | None = None
+
+
+@contextlib.contextmanager
+def _between_stages(previous: Callable[[], Any], history_of: Callable[[], list]):
+    """Ctrl-C outside the optimizer's loop (a stage's setup, between stages) once some steps are done: stop as
+    if it came during a step, with the last stage's image; before any step it propagates (nothing to keep)."""
+    stopped = _Stopped()
+    try:
+        yield stopped
+    except KeyboardInterrupt:
+        if previous() is None or not history_of():
+            raise
+        stopped.result = OptimizeResult(image=previous()[0], interrupted=True)
 
 
 @contextlib.contextmanager
@@ -299,9 +319,10 @@ class _Watch:
     """What happens at each step besides optimizing: the caller's callback, intermediate images
     (``save_every``), TensorBoard, and checkpoints (``checkpoint_every``; the last one again on Ctrl-C)."""
 
-    def __init__(self, cfg: Config, output: Path, ckpt: Path, inputs: dict[str, str], write: bool,
+    def __init__(self, cfg: Config, output: Path, ckpt: Path, identity: dict[str, Any], write: bool,
                  on_step: Callable[[StepRecord], None] | None):
-        self.cfg, self.output, self.ckpt, self.inputs, self.write, self.on_step = cfg, output, ckpt, inputs, write, on_step
+        self.cfg, self.output, self.ckpt, self.write, self.on_step = cfg, output, ckpt, write, on_step
+        self.identity = identity  # what a checkpoint records of the run besides its config: inputs, weights
         self.board = board.Board(cfg.tensorboard) if cfg.tensorboard and write else None
         self.image: torch.Tensor | None = None  # the image being optimized (changed in place by the loop)
         self.stage, self.earlier, self.latest, self.saved_step = 0, [], None, 0
@@ -339,7 +360,7 @@ class _Watch:
 
     def _save(self) -> None:
         stage, earlier, state = self.latest
-        checkpoint.save(self.ckpt, self.cfg, self.inputs, stage, earlier, state)
+        checkpoint.save(self.ckpt, self.cfg, self.identity["inputs"], self.identity["weights"], stage, earlier, state)
         self.saved_step = len(earlier) + len(state.history)
 
     def save_last_checkpoint(self) -> None:

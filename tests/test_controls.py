@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stylize import colors, losses, schedule, transfer
+from stylize import checkpoint, colors, losses, schedule, transfer
 from stylize.cli import app
 from stylize.config import build_config
 from stylize.errors import StylizeError
@@ -365,3 +365,72 @@ def test_guard_events_reach_run_json(pair, tmp_path, monkeypatch):
     assert len(info["guard_events"]) == 1 and "step 14" in info["guard_events"][0]
     assert info["final_losses"]["total"] <= min(r.total for r in result.history)
 
+
+
+# ---- found in review ------------------------------------------------------------------------------------------
+
+def test_stage_sizes_match_the_resized_content_for_any_aspect(tmp_path, make_image):
+    content = tmp_path / "c43.png"
+    make_image(512, 384, 3).save(content)  # 4:3, where a stage's own rounding can differ from the image's by 1 px
+    result = stylize(content, None, tmp_path / "a.png", **{**TINY, "size": 64, "steps": 3, "scales": "48,64"})
+    assert [r.size for r in result.history] == [48] * 3 + [64] * 3 and result.image.shape[-2:] == (64, 85)
+
+
+def test_guard_events_of_every_stage_reach_run_json(pair, tmp_path, monkeypatch):
+    from stylize import optimize as optimize_module
+
+    real, calls = optimize_module.evaluate, {"n": 0}
+
+    def spiking(*args, **kwargs):  # evaluations 3 to 12 (in the first, coarser stage) 1000x too high
+        c, s, tv = real(*args, **kwargs)
+        calls["n"] += 1
+        return (c * 1000, s * 1000, tv) if 3 <= calls["n"] < 3 + BLOWUP_PATIENCE else (c, s, tv)
+
+    monkeypatch.setattr(optimize_module, "evaluate", spiking)
+    result = stylize(*pair, tmp_path / "e.png", **{**TINY, "scales": "24:20,32", "size": None, "steps": 4})
+    info = json.loads(result.paths["json"].read_text())
+    assert len(info["guard_events"]) == 1 and "step 12" in info["guard_events"][0] and result.events == info["guard_events"]
+
+
+def test_ctrl_c_between_stages_keeps_the_work(pair, tmp_path, monkeypatch):
+    from stylize import fused
+
+    real, calls = fused.fuse, {"n": 0}
+
+    def interrupted_second_time(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # setting up the second size
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fused, "fuse", interrupted_second_time)
+    result = stylize(*pair, tmp_path / "s.png", **{**RESUMABLE, "scales": "24:6,32", "size": None, "lbfgs_max_iter": 2,
+                                                    "checkpoint_every": 2})
+    assert result.status == "interrupted" and len(result.history) == 6 and result.image.shape[-2:] == (32, 40)
+    assert result.paths["image"].exists()
+    stage, earlier, state = checkpoint.loop_state(checkpoint.load(tmp_path / "s.ckpt"), torch.device("cpu"))
+    assert (stage, len(earlier), len(state.history)) == (0, 0, 6)  # the last complete step, kept for --resume
+
+
+def test_resuming_a_converged_stage_takes_no_extra_step(pair, tmp_path):
+    settings = {**TINY, "init": "content", "style_weight": 0, "steps": 10, "checkpoint_every": 1}
+    whole = stylize(*pair, tmp_path / "w.png", **settings)
+    assert whole.status == "converged" and len(whole.history) == 1
+    resumed = stylize(resume=tmp_path / "w.ckpt")
+    assert resumed.status == "converged" and len(resumed.history) == 1 and torch.equal(resumed.image, whole.image)
+
+
+def test_resume_refuses_other_weights_behind_auto(pair, tmp_path):
+    stylize(*pair, tmp_path / "r.png", **RESUMABLE, on_step=_StopAt(5))
+    data = checkpoint.load(tmp_path / "r.ckpt")
+    cfg = build_config(overrides=data["config"])
+    with pytest.raises(StylizeError, match="weights: untrained meant untrained in the checkpoint, imagenet now"):
+        checkpoint.check(data, cfg, data["inputs"], "imagenet", tmp_path / "r.ckpt")
+
+
+def test_dlp_sim_checkpoints_resume_bitwise(pair, tmp_path):
+    settings = {**RESUMABLE, "device": "dlp-sim", "steps": 8, "lbfgs_max_iter": 2, "checkpoint_every": 2}
+    whole = stylize(*pair, tmp_path / "whole.png", **settings)
+    stylize(*pair, tmp_path / "d.png", **settings, on_step=_StopAt(5))
+    resumed = stylize(resume=tmp_path / "d.ckpt")
+    assert torch.equal(resumed.image, whole.image) and [r.total for r in resumed.history] == [r.total for r in whole.history]
