@@ -87,6 +87,21 @@ def estimate_bytes(height: int, width: int, cut: int, lbfgs_history: int, device
     return int(total * 1.4) + (CPU_OVERHEAD_BYTES if device.type == "cpu" else 0)
 
 
+def setup_bytes(height: int, width: int, cut: int, style_area: float, device: torch.device) -> int:
+    """Peak memory while the targets are computed: no autograd, so per image two activations are alive at a time
+    (a layer's input and output); the content image and the style images (``style_area``: their summed area in
+    units of the content's, ``n × style_scale²``) go through the network side by side."""
+    params, in_ch, largest = 0, 3, 0
+    for entry in features.LAYERS[: cut + 1]:
+        stride = 2 ** entry.pools_before
+        largest = max(largest, entry.channels * (height // stride) * (width // stride))
+        if entry.kind == "conv":
+            params += entry.channels * (in_ch * 9 + 1)
+            in_ch = entry.channels
+    total = 4 * (params + 2 * largest * (1 + style_area))
+    return int(total * 1.4) + (CPU_OVERHEAD_BYTES if device.type == "cpu" else 0)
+
+
 def _check_size(width: int, height: int, cfg: Config, cut: int, device: torch.device) -> None:
     """Refuse, before allocating anything, a size the layers cannot take or the device cannot hold."""
     pools = features.LAYERS[cut].pools_before
@@ -94,13 +109,17 @@ def _check_size(width: int, height: int, cfg: Config, cut: int, device: torch.de
         raise StylizeError(f"size {cfg.size} is too small: layer {features.LAYERS[cut].name} sits after {pools} poolings, "
                            f"so the shorter edge must be at least {2**pools} px. Use --size {max(2**pools, 64)} or more.")
     free = devices.available_memory(device)
-    need = estimate_bytes(height, width, cut, cfg.lbfgs_history, device)
+    style_area = len(cfg.style or [None]) * cfg.style_scale**2  # large style images weigh on the setup
+
+    def need_at(w: int, h: int) -> int:
+        return max(estimate_bytes(h, w, cut, cfg.lbfgs_history, device), setup_bytes(h, w, cut, style_area, device))
+
+    need = need_at(width, height)
     if free is None or need <= free:
         return
 
     def fits(size: int) -> bool:
-        w, h = images.shorter_edge_size(width, height, size)
-        return estimate_bytes(h, w, cut, cfg.lbfgs_history, device) <= free
+        return need_at(*images.shorter_edge_size(width, height, size)) <= free
 
     low, high = max(MIN_SIZE, 2**pools), cfg.size  # binary search for the largest size that fits
     while low < high:

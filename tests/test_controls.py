@@ -434,3 +434,16 @@ def test_dlp_sim_checkpoints_resume_bitwise(pair, tmp_path):
     stylize(*pair, tmp_path / "d.png", **settings, on_step=_StopAt(5))
     resumed = stylize(resume=tmp_path / "d.ckpt")
     assert torch.equal(resumed.image, whole.image) and [r.total for r in resumed.history] == [r.total for r in whole.history]
+
+
+def test_memory_check_counts_large_style_images(pair, monkeypatch):
+    from stylize import devices
+
+    cfg = build_config(overrides={**TINY, "size": 512})
+    need = transfer.estimate_bytes(512, 640, 9, cfg.lbfgs_history, torch.device("cpu"))
+    monkeypatch.setattr(devices, "available_memory", lambda device: need + 2**20)  # the content alone fits
+    assert transfer.setup_bytes(512, 640, 9, 1.0, torch.device("cpu")) < need  # scale 1: the optimization decides
+    with pytest.raises(StylizeError, match="needs about .* GiB"):
+        transfer._check_size(640, 512, build_config(overrides={**TINY, "size": 512, "style_scale": 4.0}), 9,
+                             torch.device("cpu"))
+    transfer._check_size(640, 512, cfg, 9, torch.device("cpu"))  # no error at scale 1
