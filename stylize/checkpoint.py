@@ -32,7 +32,21 @@ def path_for(output: Path) -> Path:
 
 def digest(paths: Iterable[str | Path]) -> dict[str, str]:
     """sha256 of each input file: a resumed run must read the very same images (and weights file)."""
-    return {str(p): sha256(Path(p)) for p in paths if Path(p).is_file()}
+    return {str(Path(p).resolve()): sha256(Path(p)) for p in paths if Path(p).is_file()}
+
+
+PATHS = ("content", "style", "init", "weights", "output")  # config keys that may hold file paths
+
+
+def portable(cfg: Config) -> Config:
+    """``cfg`` with its file paths absolute, so that ``--resume`` works from any folder (and writes where the
+    run wrote). Keywords such as ``init: noise`` stay as they are."""
+    def absolute(value: str) -> str:
+        return str(Path(value).resolve()) if Path(value).is_file() or value == cfg.output else value
+
+    changes = {k: (None if v is None else [absolute(x) for x in v] if isinstance(v, list) else absolute(v))
+               for k, v in ((k, getattr(cfg, k)) for k in PATHS)}
+    return dataclasses.replace(cfg, **changes)
 
 
 def save(path: Path, cfg: Config, inputs: Mapping[str, str], weights: str, stage: int, earlier: list[StepRecord],
@@ -72,8 +86,8 @@ def check(data: Mapping[str, Any], cfg: Config, inputs: Mapping[str, str], weigh
     """Refuse to resume into a run that differs from the checkpoint's: a config key, the weights ``auto``
     resolved to, or an input file."""
     saved = data["config"]
-    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {v!r} now" for k, v in dataclasses.asdict(cfg).items()
-             if k not in UNCOMPARED and saved.get(k) != v]
+    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {v!r} now"
+             for k, v in dataclasses.asdict(portable(cfg)).items() if k not in UNCOMPARED and saved.get(k) != v]
     if data["weights"] != weights:
         diffs.append(f"weights: {cfg.weights} meant {data['weights']} in the checkpoint, {weights} now")
     diffs += [f"{name} changed since the checkpoint (sha256 {old[:12]} -> {inputs.get(name, 'missing')[:12]})"

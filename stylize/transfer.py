@@ -379,7 +379,8 @@ class _Watch:
 
     def _save(self) -> None:
         stage, earlier, state = self.latest
-        checkpoint.save(self.ckpt, self.cfg, self.identity["inputs"], self.identity["weights"], stage, earlier, state)
+        checkpoint.save(self.ckpt, checkpoint.portable(self.cfg), self.identity["inputs"], self.identity["weights"],
+                        stage, earlier, state)
         self.saved_step = len(earlier) + len(state.history)
 
     def save_last_checkpoint(self) -> None:

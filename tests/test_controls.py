@@ -447,3 +447,19 @@ def test_memory_check_counts_large_style_images(pair, monkeypatch):
         transfer._check_size(640, 512, build_config(overrides={**TINY, "size": 512, "style_scale": 4.0}), 9,
                              torch.device("cpu"))
     transfer._check_size(640, 512, cfg, 9, torch.device("cpu"))  # no error at scale 1
+
+
+def test_resume_from_another_folder_writes_where_the_run_wrote(pair, tmp_path, monkeypatch):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir(), elsewhere.mkdir()
+    for p in pair:
+        (work / p.name).write_bytes(p.read_bytes())
+    monkeypatch.chdir(work)  # relative paths, as a user types them
+    stylize("content.png", "style.png", "out/r.png", **RESUMABLE, on_step=_StopAt(8))
+    whole = stylize("content.png", "style.png", "out/whole.png", **RESUMABLE)
+    monkeypatch.chdir(elsewhere)
+    resumed = stylize(resume=work / "out" / "r.ckpt")
+    assert resumed.paths["image"] == (work / "out" / "r.png") and resumed.status == "completed"
+    assert torch.equal(resumed.image, whole.image)
+    monkeypatch.chdir(work)  # giving the same inputs again, relative, is no difference
+    stylize("content.png", "style.png", resume="out/r.ckpt", write=False)
