@@ -281,11 +281,11 @@ def optimize(
             try:
                 c, s, tv = evaluate(model, content_losses, style_losses, image.detach(), style_weight, content_weight,
                                     tv_weight)
-                content, style, total = _values(c, s, c + s + tv)
+                content, style, total, tv_value = _values(c, s, c + s + tv, tv)
             except KeyboardInterrupt:  # the best evaluated image is kept
                 result.interrupted, total = True, math.inf
             if math.isfinite(total) and total <= state.best.total:
-                result.output = replace(state.history[-1], content=content, style=style, total=total, tv=total - content - style)
+                result.output = replace(state.history[-1], content=content, style=style, total=total, tv=tv_value)
         if result.output is state.best:
             with torch.no_grad():
                 image.copy_(state.best_image)

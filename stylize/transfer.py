@@ -194,8 +194,7 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
     # Which weights `auto` means decides the recipe (and so the layers, the cut and the size check).
     spec, fallback = weights_.resolve(cfg.weights)
     cfg = resolve_recipe(cfg, untrained_fallback=fallback is not None)
-    inputs = checkpoint.digest([content_path, *style_paths, *(p for p in (cfg.init, cfg.weights) if Path(p).is_file())]) \
-        if cfg.checkpoint_every or resume else {}
+    inputs = checkpoint.digest([content_path, *style_paths, cfg.init, cfg.weights]) if cfg.checkpoint_every or resume else {}
     saved = checkpoint.load(resume) if resume else None
     if saved is not None:
         checkpoint.check(saved, cfg, inputs, spec, resume)
@@ -229,50 +228,53 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
         t1 = time.perf_counter()
         image = previous = result = None
         events: list[str] = []
-        with _deterministic(device), _between_stages(lambda: previous, history_of=lambda: history) as stopped:
-            for k, stage in enumerate(stages):
-                if k < first:
-                    continue
-                content_img, style_imgs = schedule.stage_images(cfg, content_pil, style_pils, stage, device)
-                model, content_losses, style_losses = features.build_style_model(
-                    net, content_img, style_imgs, cfg.content_layers, cfg.style_layers, cfg.style_blend)
-                if cfg.normalize == "targets":  # once, here: the loop runs the plain weighted losses
-                    losses.normalize_by_targets([*content_losses, *style_losses])
-                watch.start_stage(k, stage, history, model, content_img)
-                if profile is not None:
-                    profile = _dlp_start(model, profile, restart=k == first)
-                    if k == first and weights.qparams:  # an int8 artefact: dlp-sim's int8 mode uses its scales
-                        _dlp_calibrate(net, weights.qparams)
-                if fast:
-                    model = fused.fuse(model, content_img, style_imgs)
-                stage_init = schedule.resize(init if k == len(stages) - 1 else init.clamp(0, 1), stage)
-                if previous is None:
-                    image = stage_init.clone()
-                else:  # the change the coarser stage made, upsampled: a content or image init keeps its detail
-                    change = F.interpolate(previous[0] - previous[1], size=(stage.height, stage.width),
-                                           mode="bilinear", align_corners=False)
-                    image = (stage_init.clamp(0, 1) + change).clamp_(0, 1)
-                watch.image = image
-                result = optimize(model, content_losses, style_losses, image, steps=stage.steps, project=fast,
-                                  first_step=len(history) + 1, size=stage.size,
-                                  elapsed=history[-1].seconds if history else 0.0,
-                                  resume=resumed if k == first else None, on_step=watch.step,
-                                  on_boundary=watch.boundary, **_settings(cfg))
-                history, events = history + result.history, events + result.events
-                previous = (result.image, stage_init)
-                if result.status in ("interrupted", "diverged"):
-                    break
-                if k < len(stages) - 1 and result.history:
-                    log.info("stage %d/%d: %d evaluations at %dx%d px, loss %.4g -> %.4g", k + 1, len(stages),
-                             len(result.history), stage.width, stage.height, result.history[0].total,
-                             (result.output or result.history[-1]).total)
+        with _deterministic(device):
+            try:
+                for k, stage in enumerate(stages):
+                    if k < first:
+                        continue
+                    content_img, style_imgs = schedule.stage_images(cfg, content_pil, style_pils, stage, device)
+                    model, content_losses, style_losses = features.build_style_model(
+                        net, content_img, style_imgs, cfg.content_layers, cfg.style_layers, cfg.style_blend)
+                    if cfg.normalize == "targets":  # once, here: the loop runs the plain weighted losses
+                        losses.normalize_by_targets([*content_losses, *style_losses])
+                    watch.start_stage(k, history, model, content_img)
+                    if profile is not None:
+                        profile = _dlp_start(model, profile, restart=k == first)
+                        if k == first and weights.qparams:  # an int8 artefact: dlp-sim's int8 mode uses its scales
+                            _dlp_calibrate(net, weights.qparams)
+                    if fast:
+                        model = fused.fuse(model, content_img, style_imgs)
+                    stage_init = schedule.resize(init if k == len(stages) - 1 else init.clamp(0, 1), stage)
+                    if previous is None:
+                        image = stage_init.clone()
+                    else:  # the change the coarser stage made, upsampled: a content or image init keeps its detail
+                        change = F.interpolate(previous[0] - previous[1], size=(stage.height, stage.width),
+                                               mode="bilinear", align_corners=False)
+                        image = (stage_init.clamp(0, 1) + change).clamp_(0, 1)
+                    watch.image = image
+                    result = optimize(model, content_losses, style_losses, image, steps=stage.steps, project=fast,
+                                      first_step=len(history) + 1, size=stage.size,
+                                      elapsed=history[-1].seconds if history else 0.0,
+                                      resume=resumed if k == first else None, on_step=watch.step,
+                                      on_boundary=watch.boundary, **_settings(cfg))
+                    history, events = history + result.history, events + result.events
+                    previous = (result.image, stage_init)
+                    if result.status in ("interrupted", "diverged"):
+                        break
+                    if k < len(stages) - 1 and result.history:
+                        log.info("stage %d/%d: %d evaluations at %dx%d px, loss %.4g -> %.4g", k + 1, len(stages),
+                                 len(result.history), stage.width, stage.height, result.history[0].total,
+                                 (result.output or result.history[-1]).total)
+            except KeyboardInterrupt:  # while a stage was set up: stop as in a step, with the last stage's image
+                if previous is None or not history:
+                    raise  # no step done: nothing to keep
+                result = OptimizeResult(image=previous[0], interrupted=True)
     except torch.cuda.OutOfMemoryError:  # the size check is an estimate; on the CPU the OS would step in first
         raise StylizeError(f"out of memory on {device} at size {size}. Use a smaller --size.") from None
     finally:
         watch.close()
     t2 = time.perf_counter()
-    if stopped.result is not None:  # Ctrl-C while a stage was being set up: the last stage's image is kept
-        result = stopped.result
     if result.interrupted:
         watch.save_last_checkpoint()
     if result.diverged and not events:
@@ -297,23 +299,6 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
         out.paths = paths
     out.timings["total_s"] = time.perf_counter() - t0
     return out
-
-
-class _Stopped:
-    result: OptimizeResult | None = None
-
-
-@contextlib.contextmanager
-def _between_stages(previous: Callable[[], Any], history_of: Callable[[], list]):
-    """Ctrl-C outside the optimizer's loop (a stage's setup, between stages) once some steps are done: stop as
-    if it came during a step, with the last stage's image; before any step it propagates (nothing to keep)."""
-    stopped = _Stopped()
-    try:
-        yield stopped
-    except KeyboardInterrupt:
-        if previous() is None or not history_of():
-            raise
-        stopped.result = OptimizeResult(image=previous()[0], interrupted=True)
 
 
 @contextlib.contextmanager
@@ -347,7 +332,7 @@ class _Watch:
         self.stage, self.earlier, self.latest, self.saved_step = 0, [], None, 0
         self.content: torch.Tensor | None = None
 
-    def start_stage(self, k: int, stage: schedule.Stage, earlier: list[StepRecord], model, content: torch.Tensor) -> None:
+    def start_stage(self, k: int, earlier: list[StepRecord], model, content: torch.Tensor) -> None:
         self.stage, self.earlier, self.content = k, list(earlier), content
         if self.board is not None and k == 0:
             self.board.graph(model, content)
