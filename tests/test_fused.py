@@ -89,3 +89,38 @@ def test_fused_on_cuda_matches_the_seed_graph_on_cpu():
     got, got_grad = _losses_and_grad(fused.fuse(model), loss_modules, image)
     torch.testing.assert_close(got.cpu(), want, rtol=1e-2, atol=0)
     assert ((got_grad.cpu() - want_grad).norm() / want_grad.norm()).item() < 5e-2
+
+
+def test_blocks_take_in_the_pools_and_reuse_their_buffers():
+    """The seed's layers: both pools go into their blocks (ReLU after the pool), and a second evaluation writes
+    into the first one's buffers (the memory plan), with bitwise the same losses and gradient."""
+    model, loss_modules, image = _models(TAPS["seed"], h=48, w=64)
+    fast = fused.fuse(model)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in fast)
+    assert [b.pool for b in fast if isinstance(b, fused.ConvBlock)] == [False, True, False, True, False]
+    first, first_grad = _losses_and_grad(fast, loss_modules, image)
+    pooled = fast.conv_2.workspace._buffers[(id(fast.conv_2), "pool")]
+    pointer = pooled.data_ptr()
+    second, second_grad = _losses_and_grad(fast, loss_modules, image)
+    assert fast.conv_2.workspace._buffers[(id(fast.conv_2), "pool")].data_ptr() == pointer
+    assert torch.equal(first, second) and torch.equal(first_grad, second_grad)
+
+
+def test_two_live_graphs_do_not_share_buffers():
+    """A forward while another graph awaits its backward gets fresh tensors: both gradients stay right."""
+    model, loss_modules, image = _models(TAPS["gatys"], h=48, w=64)
+    want = [_losses_and_grad(model, loss_modules, x)[1] for x in (image, image.flip(-1))]
+    fast = fused.fuse(model)
+    graphs = []
+    for x in (image, image.flip(-1)):
+        x = x.clone().requires_grad_(True)
+        fast(x)
+        graphs.append((x, torch.stack([t.loss for t in loss_modules]).sum()))
+    for (x, total), grad in zip(reversed(graphs), reversed(want)):
+        total.backward()
+        assert ((x.grad - grad).norm() / grad.norm()).item() < 1e-2
+
+
+def test_gram_product_is_the_matrix_product():
+    m = torch.randn(64, 5000, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(fused.gram_product(m), m @ m.t(), rtol=1e-5, atol=1e-3)
