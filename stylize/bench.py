@@ -197,13 +197,15 @@ class _Ours:
 
     def __init__(self, net, content, style, cfg: Config):
         start = time.perf_counter()
-        model, self.cl, self.sl = features.build_style_model(net, content, style, cfg.content_layers, cfg.style_layers)
-        if content.device.type == "dlp":
+        fast = not cfg.exact and content.device.type != "dlp"
+        model, self.cl, self.sl = features.build_style_model(net, content, style, cfg.content_layers, cfg.style_layers,
+                                                             targets=not fast)
+        if fast:
+            model = fused.fuse(model, content, style)
+        elif content.device.type == "dlp":
             from . import dlp
 
             dlp.fuse_conv_relu(model)
-        elif not cfg.exact:
-            model = fused.fuse(model, content, style)
         self.model = model
         self.setup_s = time.perf_counter() - start
         self.image = _noise(content, cfg.seed).requires_grad_(True)

@@ -149,6 +149,7 @@ def build_style_model(
     content_layers: Mapping[str, float],
     style_layers: Mapping[str, float],
     style_blend: Sequence[float] | None = None,
+    targets: bool = True,
 ) -> tuple[nn.Sequential, list[ContentLoss], list[StyleLoss]]:
     """Insert loss modules after the named layers, as the seed's ``get_style_model_and_losses`` does.
 
@@ -157,6 +158,8 @@ def build_style_model(
         content_img, style_img: (1, 3, H, W) images in [0, 1]; ``style_img`` may be a list of style images (of
             any sizes), whose Gram matrices are blended with the weights ``style_blend`` (default: equal).
         content_layers, style_layers: layer name (either scheme) -> per-layer weight.
+        targets: False leaves the loss modules' targets empty, for a caller that computes them through its own
+            kernels (the fast path: :func:`fused.fuse` with the images), so the images run once, not twice.
 
     Returns:
         The model (Normalization, VGG layers named ``conv_N``/``relu_N``/``pool_N``, loss modules, cut after the
@@ -173,11 +176,12 @@ def build_style_model(
     # whole prefix at every tap, which gives the same tensors at O(layers^2) cost.
     with torch.no_grad():
         styles = [style_img] if isinstance(style_img, torch.Tensor) else list(style_img)
-        c, ss = model(content_img), [model(s) for s in styles]
+        c, ss = (model(content_img), [model(s) for s in styles]) if targets else (None, None)
         for entry in LAYERS[: cut + 1]:
             module = features[entry.index]
             model.add_module(entry.name, module)
-            c, ss = module(c), [module(s) for s in ss]
+            if targets:
+                c, ss = module(c), [module(s) for s in ss]
             # Same order as the seed: content loss first when a layer carries both.
             if entry.index in content_at:
                 loss = ContentLoss(c, content_at[entry.index])

@@ -297,13 +297,12 @@ def retarget(model: nn.Sequential, content: torch.Tensor, style: torch.Tensor | 
     """Recompute every loss module's target through ``model``'s own kernels (``style``: one image or several,
     blended as the style modules' ``blend`` says).
 
-    The targets :func:`features.build_style_model` computed came from the plain graph; the fused blocks' convs
-    round differently (~1e-5), which would leave the content image a content loss of ~1e-12 instead of 0.
+    The fast path builds the model without targets (``build_style_model(..., targets=False)``) and sets them
+    here, so the images run once, through the fused kernels. Targets from the plain graph would not do: its
+    convs round differently (~1e-5), which would leave the content image a content loss of ~1e-12 instead of 0.
     """
     global _capture
     seen: dict[Tap, torch.Tensor] = {}
-    hooks = [m.register_forward_pre_hook(lambda m, args: seen.__setitem__(m, args[0]))
-             for m in model if isinstance(m, (ContentLoss, StyleLoss))]  # loss modules outside the blocks
     _capture = seen.__setitem__
     styles = [style] if isinstance(style, torch.Tensor) else list(style)
     try:
@@ -311,7 +310,12 @@ def retarget(model: nn.Sequential, content: torch.Tensor, style: torch.Tensor | 
             feats: dict[Tap, list[torch.Tensor]] = {}
             for image, kind in ((content, ContentLoss), *((s, StyleLoss) for s in styles)):
                 seen.clear()
-                model(image)
+                x = image
+                for module in model:
+                    if isinstance(module, (ContentLoss, StyleLoss)):  # a loss module outside the blocks: its input
+                        seen[module] = x
+                    else:
+                        x = module(x)
                 for tap, f in seen.items():
                     if isinstance(tap, kind):
                         feats.setdefault(tap, []).append(f)
@@ -319,8 +323,6 @@ def retarget(model: nn.Sequential, content: torch.Tensor, style: torch.Tensor | 
                 tap.set_target(fs[0] if isinstance(tap, ContentLoss) else fs)
     finally:
         _capture = None
-        for hook in hooks:
-            hook.remove()
 
 
 def fuse(model: nn.Sequential, content: torch.Tensor | None = None,

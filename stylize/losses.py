@@ -63,9 +63,9 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
 class ContentLoss(nn.Module):
     """Records ``weight * content_loss(input, target)`` in ``self.loss``; returns its input."""
 
-    def __init__(self, target: torch.Tensor, weight: float = 1.0):
+    def __init__(self, target: torch.Tensor | None, weight: float = 1.0):
         super().__init__()
-        self.register_buffer("target", target.detach())
+        self.register_buffer("target", torch.empty(0) if target is None else target.detach())  # None: set later
         self.weight = weight
         self.loss = torch.zeros(())
 
@@ -84,11 +84,12 @@ class StyleLoss(nn.Module):
     theirs (:func:`blended_gram`): give a list of feature tensors and their ``blend`` weights.
     """
 
-    def __init__(self, target_features: torch.Tensor | Sequence[torch.Tensor], weight: float = 1.0,
+    def __init__(self, target_features: torch.Tensor | Sequence[torch.Tensor] | None, weight: float = 1.0,
                  blend: Sequence[float] | None = None):
         super().__init__()
         self.blend = blend
-        self.register_buffer("target", self._gram(target_features))
+        empty = target_features is None  # set later (set_target)
+        self.register_buffer("target", torch.empty(0) if empty else self._gram(target_features))
         self.weight = weight
         self.loss = torch.zeros(())
 

@@ -234,17 +234,18 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
                     if k < first:
                         continue
                     content_img, style_imgs = schedule.stage_images(cfg, content_pil, style_pils, stage, device)
-                    model, content_losses, style_losses = features.build_style_model(
-                        net, content_img, style_imgs, cfg.content_layers, cfg.style_layers, cfg.style_blend)
+                    # The fast path computes the targets through its own kernels (fuse), the plain graph's not at all.
+                    plain, content_losses, style_losses = features.build_style_model(
+                        net, content_img, style_imgs, cfg.content_layers, cfg.style_layers, cfg.style_blend,
+                        targets=not fast)
+                    model = fused.fuse(plain, content_img, style_imgs) if fast else plain
                     if cfg.normalize == "targets":  # once, here: the loop runs the plain weighted losses
                         losses.normalize_by_targets([*content_losses, *style_losses])
-                    watch.start_stage(k, history, model, content_img)
+                    watch.start_stage(k, history, plain, content_img)
                     if profile is not None:
                         profile = _dlp_start(model, profile, restart=k == first)
                         if k == first and weights.qparams:  # an int8 artefact: dlp-sim's int8 mode uses its scales
                             _dlp_calibrate(net, weights.qparams)
-                    if fast:
-                        model = fused.fuse(model, content_img, style_imgs)
                     stage_init = schedule.resize(init if k == len(stages) - 1 else init.clamp(0, 1), stage)
                     if previous is None:
                         image = stage_init.clone()

@@ -124,3 +124,22 @@ def test_two_live_graphs_do_not_share_buffers():
 def test_gram_product_is_the_matrix_product():
     m = torch.randn(64, 5000, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(fused.gram_product(m), m @ m.t(), rtol=1e-5, atol=1e-3)
+
+
+def test_fast_setup_computes_the_targets_once_through_its_own_kernels():
+    """``targets=False`` + ``fuse(model, content, style)``: the images run only through the fused kernels; the
+    targets equal the plain graph's to rounding, and the content image has a content loss of exactly 0."""
+    taps = TAPS["conv and relu of one layer, and a pool"]  # a loss module outside the blocks too
+    content_layers, style_layers = ({n: 1.0 for n in names} for names in taps)
+    gen = torch.Generator().manual_seed(1)
+    content, style = torch.rand(2, 1, 3, 48, 64, generator=gen)
+    net = features.init_untrained(features.vgg19_features(features.last_tap(content_layers, style_layers)))
+    _, plain_cl, plain_sl = features.build_style_model(net, content, style, content_layers, style_layers)
+    model, cl, sl = features.build_style_model(net, content, style, content_layers, style_layers, targets=False)
+    assert all(m.target.numel() == 0 for m in [*cl, *sl])
+    fast = fused.fuse(model, content, style)
+    for got, want in zip([*cl, *sl], [*plain_cl, *plain_sl]):  # Winograd's ~1e-5
+        assert got.target.shape == want.target.shape
+        assert ((got.target - want.target).norm() / want.target.norm()).item() < 1e-4
+    fast(content)
+    assert all(m.loss.item() == 0 for m in cl)
