@@ -128,7 +128,8 @@ class Workspace:
 
     def saved(self, lease: object, key: tuple, shape, like: torch.Tensor, dtype=None) -> torch.Tensor:
         if key in self._lent:  # a live graph still holds it
-            return torch.empty(shape, dtype=dtype or like.dtype, device=like.device)
+            return torch.empty(shape, dtype=dtype or like.dtype, device=like.device,
+                               memory_format=_layout(like))
         self._lent[key] = lease
         return self._get(key, shape, like, dtype)
 
@@ -141,11 +142,18 @@ class Workspace:
             del self._lent[key]
 
     def _get(self, key: tuple, shape, like: torch.Tensor, dtype) -> torch.Tensor:
-        dtype = dtype or like.dtype
+        dtype, layout = dtype or like.dtype, _layout(like)
         buf = self._buffers.get(key)
-        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype or buf.device != like.device:
-            buf = self._buffers[key] = torch.empty(shape, dtype=dtype, device=like.device)
+        if (buf is None or buf.shape != tuple(shape) or buf.dtype != dtype or buf.device != like.device
+                or not buf.is_contiguous(memory_format=layout)):
+            buf = self._buffers[key] = torch.empty(shape, dtype=dtype, device=like.device, memory_format=layout)
         return buf.detach()
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    """``x``'s memory format: channels_last (the CUDA path's) or contiguous."""
+    cl = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if cl else torch.contiguous_format
 
 
 class _ConvBlockFn(torch.autograd.Function):

@@ -45,6 +45,21 @@ def test_fused_algebra_equals_autograd(taps, monkeypatch):
 
 
 @pytest.mark.parametrize("taps", TAPS.values(), ids=TAPS.keys())
+def test_channels_last_blocks_equal_autograd(taps, monkeypatch):
+    """The CUDA path's layout on the CPU: channels_last convs, so the blocks' buffers, pools and Gram products
+    all see channels_last tensors, twice (the second evaluation writes into the first's buffers)."""
+    monkeypatch.setattr(fused, "conv3x3", lambda x, w, b: torch.nn.functional.conv2d(
+        x.contiguous(memory_format=torch.channels_last), w, b, padding=1))
+    model, loss_modules, image = _models(taps)
+    want, want_grad = _losses_and_grad(model, loss_modules, image)
+    fast = fused.fuse(model)
+    for _ in range(2):
+        got, got_grad = _losses_and_grad(fast, loss_modules, image)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
+        assert ((got_grad - want_grad).norm() / want_grad.norm()).item() < 1e-5
+
+
+@pytest.mark.parametrize("taps", TAPS.values(), ids=TAPS.keys())
 def test_fast_path_matches_the_seed_graph(taps):
     """With NNPACK's Winograd conv (where the build has it): losses within 1e-4 and the gradient within 1 %.
 
