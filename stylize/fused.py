@@ -39,14 +39,15 @@ from .losses import ContentLoss, StyleLoss
 Tap = ContentLoss | StyleLoss
 
 
-NNPACK_MIN_PIXELS = 40 * 40  # below this, transforming the kernel at every call costs more than Winograd saves
+NNPACK_MIN_PIXELS = 24 * 32  # below this, transforming the kernel at every call costs more than Winograd saves
 
 
 def _nnpack(x: torch.Tensor) -> bool:
     """NNPACK's Winograd conv serves large CPU float32 maps when this torch build has it.
 
     Measured single-threaded against oneDNN (channels_last) here: 1.2x at 64 channels and 48x48 px, 2-3x at
-    256-512 channels and 48x48 px or more, but 0.2-0.9x below 32x32 px.
+    256-512 channels and 48x48 px or more. With 2 threads at 512 channels: 2.6x at 64x85 px, 1.5x at 32x42
+    (gatys' conv5_1 at 512 px), 1.1x at 24x32, but 0.85x at 24x24 and 0.6x at 16x21.
     """
     return (x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[-1] * x.shape[-2] >= NNPACK_MIN_PIXELS
             and torch._nnpack_available())
