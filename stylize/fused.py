@@ -27,6 +27,7 @@ targets and weights, and sets their ``.loss``), so the optimization loop cannot 
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Sequence
 
@@ -39,7 +40,7 @@ from .losses import ContentLoss, StyleLoss
 Tap = ContentLoss | StyleLoss
 
 
-NNPACK_MIN_PIXELS = 24 * 32  # below this, transforming the kernel at every call costs more than Winograd saves
+NNPACK_MIN_PIXELS = 40 * 40  # see _nnpack
 
 
 def _nnpack(x: torch.Tensor) -> bool:
@@ -47,7 +48,9 @@ def _nnpack(x: torch.Tensor) -> bool:
 
     Measured single-threaded against oneDNN (channels_last) here: 1.2x at 64 channels and 48x48 px, 2-3x at
     256-512 channels and 48x48 px or more. With 2 threads at 512 channels: 2.6x at 64x85 px, 1.5x at 32x42
-    (gatys' conv5_1 at 512 px), 1.1x at 24x32, but 0.85x at 24x24 and 0.6x at 16x21.
+    (gatys' conv5_1 at 512 px), 1.1x at 24x32, 0.85x at 24x24. The bar stays at 40x40 all the same: lowered to
+    24x32 it gained 1 % of a gatys evaluation at 512 px, but took Winograd's rounding into the deep layers of
+    small images, where ill-conditioned tap sets then showed image gradients 1-2 % off (34x36 px).
     """
     return (x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[-1] * x.shape[-2] >= NNPACK_MIN_PIXELS
             and torch._nnpack_available())
@@ -113,8 +116,9 @@ class Workspace:
 
     * ``saved(...)`` buffers, one per block and role, for what a graph keeps for its backward (a pool's output
       and indices, a ReLU output). A buffer is lent to one graph at a time: from the forward that fills it until
-      that graph's backward ends or the graph is dropped. A forward while it is lent (gradcheck's, or a second
-      graph built before the first's backward) gets a fresh tensor, as without a workspace.
+      that graph no longer holds its saved tensors (its backward freed them, or the graph was dropped). A
+      forward while it is lent (gradcheck's, a second graph built before the first's backward, a graph kept
+      with ``retain_graph``) gets a fresh tensor, as without a workspace.
     * ``scratch(...)`` buffers, one per shape, shared by all blocks, for what lives within one call: a ReLU
       output the next block's conv consumes at once, and, in backward, the gradient a pooled block hands to
       its conv.
@@ -125,22 +129,17 @@ class Workspace:
 
     def __init__(self):
         self._buffers: dict[tuple, torch.Tensor] = {}
-        self._lent: dict[tuple, object] = {}  # buffer key -> the lease of the graph that holds it
+        self._lent: dict[tuple, weakref.ref] = {}  # buffer key -> the autograd ctx of the graph it was lent to
 
-    def saved(self, lease: object, key: tuple, shape, like: torch.Tensor, dtype=None) -> torch.Tensor:
-        if key in self._lent:  # a live graph still holds it
-            return torch.empty(shape, dtype=dtype or like.dtype, device=like.device,
-                               memory_format=_layout(like))
-        self._lent[key] = lease
+    def saved(self, ctx, key: tuple, shape, like: torch.Tensor, dtype=None) -> torch.Tensor:
+        holder = self._lent.get(key)
+        if holder is not None and _holds_saved_tensors(holder()):
+            return torch.empty(shape, dtype=dtype or like.dtype, device=like.device, memory_format=_layout(like))
+        self._lent[key] = weakref.ref(ctx)
         return self._get(key, shape, like, dtype)
 
     def scratch(self, shape, like: torch.Tensor) -> torch.Tensor:
         return self._get(("scratch", tuple(shape)), shape, like, None)
-
-    def release(self, lease: object) -> None:
-        """The graph of ``lease`` is done with its buffers (its backward ended, or it was dropped)."""
-        for key in [k for k, holder in self._lent.items() if holder is lease]:
-            del self._lent[key]
 
     def _get(self, key: tuple, shape, like: torch.Tensor, dtype) -> torch.Tensor:
         dtype, layout = dtype or like.dtype, _layout(like)
@@ -149,6 +148,18 @@ class Workspace:
                 or not buf.is_contiguous(memory_format=layout)):
             buf = self._buffers[key] = torch.empty(shape, dtype=dtype, device=like.device, memory_format=layout)
         return buf.detach()
+
+
+def _holds_saved_tensors(ctx) -> bool:
+    """Whether a block's graph can still run its backward (autograd frees saved tensors after it, unless
+    ``retain_graph``; a dropped graph's ctx is gone)."""
+    if ctx is None:
+        return False
+    try:
+        ctx.saved_tensors
+    except RuntimeError:  # "Trying to backward through the graph a second time ...": freed
+        return False
+    return True
 
 
 def _layout(x: torch.Tensor) -> torch.memory_format:
@@ -168,8 +179,7 @@ class _ConvBlockFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, weight_t, bias, block: "ConvBlock"):
         ctx.set_materialize_grads(False)  # an unused output (the last block's y) gets None, not zeros
-        ws, ctx.lease = block.workspace, object()
-        weakref.finalize(ctx, ws.release, ctx.lease)  # a graph dropped without a backward frees its buffers
+        ws = block.workspace
         f = conv3x3(x, weight, bias)
         ds: dict[int, torch.Tensor] = {}  # G - T per style tap, for backward
         losses = _tap_losses(f, block.pre, ds, ws)
@@ -178,7 +188,7 @@ class _ConvBlockFn(torch.autograd.Function):
             if not block.pre:
                 y = f.relu_()  # f itself is not needed
             elif block.post:  # the backward needs y: its own buffer
-                y = torch.clamp_min(f, 0, out=ws.saved(ctx.lease, (id(block), "relu"), f.shape, f))
+                y = torch.clamp_min(f, 0, out=ws.saved(ctx, (id(block), "relu"), f.shape, f))
             elif block.feeds_block:  # consumed by the next conv at once
                 y = torch.clamp_min(f, 0, out=ws.scratch(f.shape, f))
             else:
@@ -187,8 +197,8 @@ class _ConvBlockFn(torch.autograd.Function):
         if block.pool:
             src = f if y is None else y
             shape = (*src.shape[:2], src.shape[2] // 2, src.shape[3] // 2)
-            p = ws.saved(ctx.lease, (id(block), "pool"), shape, src)
-            idx = ws.saved(ctx.lease, (id(block), "indices"), shape, src, torch.int64)
+            p = ws.saved(ctx, (id(block), "pool"), shape, src)
+            idx = ws.saved(ctx, (id(block), "indices"), shape, src, torch.int64)
             torch.ops.aten.max_pool2d_with_indices.out(src, *POOL_ARGS, out=p, indices=idx)
             if y is None and block.relu:
                 p.relu_()
@@ -219,7 +229,6 @@ class _ConvBlockFn(torch.autograd.Function):
             g, owned = _relu_backward(g, f if f is not None else y, owned), True
         g, _ = _add_tap_grads(g, owned, f, block.pre, g_losses[:n_pre], ctx.ds)
         g_x = conv3x3(g, weight_t, None) if g is not None and ctx.needs_input_grad[0] else None
-        block.workspace.release(ctx.lease)
         return g_x, None, None, None, None
 
 
@@ -286,12 +295,13 @@ class ConvBlock(nn.Module):
         self.register_buffer("weight_t", conv.weight.detach().transpose(0, 1).flip(2, 3).contiguous(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _capture is not None:  # retarget(): hand the taps their features, compute no loss
+        capture = getattr(_retargeting, "capture", None)
+        if capture is not None:  # retarget(): hand the taps their features, compute no loss
             f = conv3x3(x, self.conv.weight, self.conv.bias)
             y = f.relu() if self.relu else f
             for taps, feats in ((self.pre, f), (self.post, y)):
                 for tap in taps:
-                    _capture(tap, feats)
+                    capture(tap, feats)
             return F.max_pool2d(y, 2, 2) if self.pool else y
         y, *losses = _ConvBlockFn.apply(x, self.conv.weight, self.weight_t, self.conv.bias, self)
         for tap, loss in zip([*self.pre, *self.post], losses):
@@ -299,7 +309,7 @@ class ConvBlock(nn.Module):
         return y
 
 
-_capture = None  # set by retarget(): called with (loss module, its input features)
+_retargeting = threading.local()  # .capture, set by retarget() in its thread: called with (loss module, its input)
 
 
 def retarget(model: nn.Sequential, content: torch.Tensor, style: torch.Tensor | Sequence[torch.Tensor]) -> None:
@@ -310,9 +320,8 @@ def retarget(model: nn.Sequential, content: torch.Tensor, style: torch.Tensor | 
     here, so the images run once, through the fused kernels. Targets from the plain graph would not do: its
     convs round differently (~1e-5), which would leave the content image a content loss of ~1e-12 instead of 0.
     """
-    global _capture
     seen: dict[Tap, torch.Tensor] = {}
-    _capture = seen.__setitem__
+    _retargeting.capture = seen.__setitem__
     styles = [style] if isinstance(style, torch.Tensor) else list(style)
     try:
         with torch.no_grad():
@@ -331,7 +340,7 @@ def retarget(model: nn.Sequential, content: torch.Tensor, style: torch.Tensor | 
             for tap, fs in feats.items():
                 tap.set_target(fs[0] if isinstance(tap, ContentLoss) else fs)
     finally:
-        _capture = None
+        _retargeting.capture = None
 
 
 def fuse(model: nn.Sequential, content: torch.Tensor | None = None,

@@ -136,6 +136,22 @@ def test_two_live_graphs_do_not_share_buffers():
         assert ((x.grad - grad).norm() / grad.norm()).item() < 1e-2
 
 
+
+def test_a_retained_graph_keeps_its_buffers():
+    """backward(retain_graph=True), another evaluation, then the retained graph's second backward: its buffers
+    were not lent out again, so it gives the same gradient."""
+    model, loss_modules, image = _models(TAPS["seed"], h=48, w=64)
+    fast = fused.fuse(model)
+    x = image.clone().requires_grad_(True)
+    fast(x)
+    total = torch.stack([t.loss for t in loss_modules]).sum()
+    total.backward(retain_graph=True)
+    first = x.grad.clone()
+    _losses_and_grad(fast, loss_modules, image.flip(-1))
+    x.grad = None
+    total.backward()
+    assert torch.equal(x.grad, first)
+
 def test_gram_product_is_the_matrix_product():
     m = torch.randn(64, 5000, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(fused.gram_product(m), m @ m.t(), rtol=1e-5, atol=1e-3)
