@@ -88,8 +88,8 @@ class StyleLoss(nn.Module):
                  blend: Sequence[float] | None = None):
         super().__init__()
         self.blend = blend
-        empty = target_features is None  # set later (set_target)
-        self.register_buffer("target", torch.empty(0) if empty else self._gram(target_features))
+        target = torch.empty(0) if target_features is None else self._gram(target_features)  # None: set later
+        self.register_buffer("target", target)
         self.weight = weight
         self.loss = torch.zeros(())
 

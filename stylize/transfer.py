@@ -234,7 +234,7 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
                     if k < first:
                         continue
                     content_img, style_imgs = schedule.stage_images(cfg, content_pil, style_pils, stage, device)
-                    # The fast path computes the targets through its own kernels (fuse), the plain graph's not at all.
+                    # The fast path computes the targets through its own kernels (fuse), not through the plain graph.
                     plain, content_losses, style_losses = features.build_style_model(
                         net, content_img, style_imgs, cfg.content_layers, cfg.style_layers, cfg.style_blend,
                         targets=not fast)
