@@ -281,7 +281,9 @@ class ConvBlock(nn.Module):
     """The seed's ``conv_N`` [its loss modules] [``relu_N`` [its loss modules]] [``pool_N``], as one fused op.
 
     ``feeds_block`` (set by :func:`fuse`): the output goes straight into another block, so its gradient arrives
-    fresh and ours to overwrite, and a ReLU output nobody keeps can live in a scratch buffer.
+    fresh and ours to overwrite, and a ReLU output nobody keeps can live in a scratch buffer. (A hook or
+    ``retain_grad`` on such an output would see that gradient overwritten; nothing here sets one.) The
+    output itself may be a workspace buffer, overwritten by the next evaluation: use it, do not keep it.
     """
 
     def __init__(self, conv: nn.Conv2d, relu: bool, pre: list[Tap], post: list[Tap], pool: bool = False,
