@@ -107,6 +107,32 @@ def gram_product(m: torch.Tensor) -> torch.Tensor:
 POOL_ARGS = ([2, 2], [2, 2], [0, 0], [1, 1], False)  # kernel, stride, padding, dilation, ceil_mode: VGG's max pool
 
 
+def max_pool(x: torch.Tensor, out: torch.Tensor, indices: torch.Tensor) -> None:
+    """VGG's 2x2 max pool of ``x`` into ``out``, with the flat index of each maximum into ``indices``: exactly
+    ``max_pool2d_with_indices``, whose backward then uses them (a tie goes to the window's first maximum in
+    row-major order).
+
+    On a contiguous CPU map it is computed by vectorized elementwise ops on the window's four strided
+    quarters: ATen's NCHW kernel scans each window in scalar code (60 ms for 64 channels at 682x512; these
+    ops take 46 ms, and 25 vs 34 ms for 128 channels at 341x256). Elsewhere (CUDA, channels_last) the
+    native kernel is the fast one.
+    """
+    if x.device.type != "cpu" or not x.is_contiguous() or x.shape[-1] >= 2 ** 15:  # int16 offsets below
+        torch.ops.aten.max_pool2d_with_indices.out(x, *POOL_ARGS, out=out, indices=indices)
+        return
+    ho, wo, w = out.shape[-2], out.shape[-1], x.shape[-1]
+    top_left, top_right = x[..., 0:2 * ho:2, 0:2 * wo:2], x[..., 0:2 * ho:2, 1:2 * wo:2]
+    bottom_left, bottom_right = x[..., 1:2 * ho:2, 0:2 * wo:2], x[..., 1:2 * ho:2, 1:2 * wo:2]
+    torch.maximum(top_left, top_right, out=out)
+    bottom = torch.maximum(bottom_left, bottom_right)
+    # Offset of the maximum within the window (0, 1, w, w + 1); ">" keeps the earlier one on a tie.
+    offset = torch.where(bottom > out, torch.gt(bottom_right, bottom_left).to(torch.int16).add_(w),
+                         torch.gt(top_right, top_left).to(torch.int16))
+    torch.maximum(out, bottom, out=out)
+    rows = torch.arange(0, 2 * ho * w, 2 * w, device=x.device).view(-1, 1)
+    indices.copy_(offset).add_(rows).add_(torch.arange(0, 2 * wo, 2, device=x.device))
+
+
 class Workspace:
     """The fast path's memory plan: tensors that live across evaluations.
 
@@ -199,7 +225,7 @@ class _ConvBlockFn(torch.autograd.Function):
             shape = (*src.shape[:2], src.shape[2] // 2, src.shape[3] // 2)
             p = ws.saved(ctx, (id(block), "pool"), shape, src)
             idx = ws.saved(ctx, (id(block), "indices"), shape, src, torch.int64)
-            torch.ops.aten.max_pool2d_with_indices.out(src, *POOL_ARGS, out=p, indices=idx)
+            max_pool(src, p, idx)
             if y is None and block.relu:
                 p.relu_()
         out = p if block.pool else (y if block.relu else f)

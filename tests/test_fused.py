@@ -157,6 +157,19 @@ def test_gram_product_is_the_matrix_product():
     torch.testing.assert_close(fused.gram_product(m), m @ m.t(), rtol=1e-5, atol=1e-3)
 
 
+@pytest.mark.parametrize("shape", [(1, 64, 64, 86), (2, 3, 9, 11), (1, 1, 2, 2)])
+@pytest.mark.parametrize("values", ["continuous", "ties"])
+def test_max_pool_is_atens_kernel_ties_included(shape, values):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(shape, generator=g)
+    if values == "ties":  # whole windows of equal values, and ties between some of a window's entries only
+        x = torch.randint(-2, 3, shape, generator=g).float()
+    want, want_idx = torch.ops.aten.max_pool2d_with_indices(x, *fused.POOL_ARGS)
+    out, idx = torch.full_like(want, float("nan")), torch.full_like(want_idx, -1)
+    fused.max_pool(x, out, idx)
+    assert torch.equal(out, want) and torch.equal(idx, want_idx)  # the indices route the backward's gradient
+
+
 def test_fast_setup_computes_the_targets_once_through_its_own_kernels():
     """``targets=False`` + ``fuse(model, content, style)``: the images run only through the fused kernels; the
     targets equal the plain graph's to rounding, and the content image has a content loss of exactly 0."""
