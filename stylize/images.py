@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torchvision.transforms import functional as TF
 
 from .errors import StylizeError
 
@@ -76,8 +75,7 @@ def shorter_edge_size(width: int, height: int, size: int) -> tuple[int, int]:
 
 def resize_shorter(img: Image.Image, size: int) -> Image.Image:
     """Scale so the shorter edge is ``size`` px: the seed's ``transforms.Resize(imsize)`` (bilinear, antialiased)."""
-    width, height = shorter_edge_size(img.width, img.height, size)
-    return TF.resize(img, [height, width], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return _resize(img, *shorter_edge_size(img.width, img.height, size))
 
 
 def resize_cover(img: Image.Image, width: int, height: int) -> Image.Image:
@@ -93,18 +91,25 @@ def resize_cover(img: Image.Image, width: int, height: int) -> Image.Image:
     else:
         w, h = img.width, max(1, round(img.width * height / width))
     left, top = (img.width - w) // 2, (img.height - h) // 2
-    img = img.crop((left, top, left + w, top + h))
-    return TF.resize(img, [height, width], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return _resize(img.crop((left, top, left + w, top + h)), width, height)
+
+
+def _resize(img: Image.Image, width: int, height: int) -> Image.Image:
+    """Bilinear, antialiased: what torchvision's ``resize`` does with a PIL image (it calls PIL). Done here
+    directly because importing torchvision costs a CLI call ~1.4 s (it loads torch._dynamo)."""
+    return img.resize((width, height), Image.Resampling.BILINEAR)
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """(1, 3, H, W) float32 in [0, 1]."""
-    return TF.to_tensor(img).unsqueeze(0)
+    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).unsqueeze(0).contiguous().float().div_(255)
 
 
 def to_pil(tensor: torch.Tensor) -> Image.Image:
     """A (1, 3, H, W) or (3, H, W) tensor in [0, 1] as an 8-bit RGB image."""
-    return TF.to_pil_image(tensor.detach().squeeze(0).clamp(0, 1).cpu())
+    # x 255 and truncated, as torchvision's to_pil_image (the seed's ToPILImage) does
+    pixels = tensor.detach().squeeze(0).clamp(0, 1).mul(255).byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(pixels, "RGB")
 
 
 def check_output_path(path: str | Path, suffixes=tuple(SAVE_FORMATS)) -> Path:

@@ -33,13 +33,14 @@ def write_json(data: dict[str, Any], path: Path) -> None:
 
 
 def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
     import PIL
     import torch
-    import torchvision
 
     from . import __version__
 
-    return {"stylize": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+    return {"stylize": __version__, "torch": torch.__version__, "torchvision": version("torchvision"),
             "pillow": PIL.__version__, "python": platform.python_version(), "platform": platform.platform()}
 
 

@@ -130,6 +130,29 @@ def test_tensor_round_trip_and_atomic_save(tmp_path, make_image):
     assert torch.allclose(back, t, atol=1 / 255 + 1e-6)
 
 
+def test_conversions_are_the_seeds_torchvision_transforms():
+    """images does without torchvision (its import costs ~1.4 s a call) but must give what the seed's
+    ``transforms.Resize`` / ``ToTensor`` / ``ToPILImage`` give, bit for bit."""
+    from torchvision.transforms import functional as TF
+
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (53, 37, 3), dtype=np.uint8), "RGB")
+    want = TF.resize(img, [74, 52], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    assert np.array_equal(np.asarray(images.resize_shorter(img, 52)), np.asarray(want))
+    t = images.to_tensor(img)
+    assert torch.equal(t, TF.to_tensor(img).unsqueeze(0)) and t.is_contiguous()
+    x = torch.rand(1, 3, 9, 7, generator=torch.Generator().manual_seed(0)) * 1.2 - 0.1
+    assert np.array_equal(np.asarray(images.to_pil(x)), np.asarray(TF.to_pil_image(x[0].clamp(0, 1))))
+
+
+def test_the_cli_starts_without_torchvision():
+    import subprocess
+    import sys
+
+    code = "import sys, stylize.cli; sys.exit('torchvision' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
 @pytest.mark.parametrize("name, message", [("out.gif", "unsupported extension '.gif'"), ("out", "unsupported extension ''")])
 def test_output_extension_checked_early(name, message):
     with pytest.raises(StylizeError, match=message):
