@@ -117,7 +117,7 @@ def max_pool(x: torch.Tensor, out: torch.Tensor, indices: torch.Tensor) -> None:
     ops take 46 ms, and 25 vs 34 ms for 128 channels at 341x256). Elsewhere (CUDA, channels_last) the
     native kernel is the fast one.
     """
-    if x.device.type != "cpu" or not x.is_contiguous() or x.shape[-1] >= 2 ** 15:  # int16 offsets below
+    if x.device.type != "cpu" or not x.is_contiguous() or x.shape[-1] + 1 >= 2 ** 15:  # int16 offsets below
         torch.ops.aten.max_pool2d_with_indices.out(x, *POOL_ARGS, out=out, indices=indices)
         return
     ho, wo, w = out.shape[-2], out.shape[-1], x.shape[-1]
