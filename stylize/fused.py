@@ -7,8 +7,9 @@ glue: ReLU and its backward, gradient adds where a tapped tensor has two consume
 page faults of allocating all that afresh at every evaluation.
 
 :func:`fuse` rewrites the model, the way a framework's graph compiler would, into :class:`ConvBlock`
-modules, each running ``conv -> losses on its output -> ReLU -> losses on that`` as ONE
-:class:`torch.autograd.Function` with a hand-written backward:
+modules, each running ``conv -> losses on its output -> ReLU -> losses on that [-> max pool]`` as ONE
+:class:`torch.autograd.Function` with a hand-written backward, writing into a :class:`Workspace` of buffers
+reused across evaluations:
 
 * the conv is NNPACK's Winograd 3x3 convolution where the CPU build has it (1.4-2.2x oneDNN's direct
   conv here, ~1e-5 relative error), else ``F.conv2d`` (channels_last on CUDA). Its backward needs only the
@@ -376,8 +377,8 @@ def fuse(model: nn.Sequential, content: torch.Tensor | None = None,
     """The seed's model with each ``conv_N [losses] [relu_N [losses]] [pool_N]`` run replaced by a :class:`ConvBlock`.
 
     ``Normalization``, average pools, and a max pool with loss modules after it stay as they are (autograd runs
-    them). The blocks share one :class:`Workspace`. The
-    blocks keep the conv's name, and hold the very loss modules of the plain model, whose ``.loss`` they set.
+    them). The blocks share one :class:`Workspace`, keep the conv's name, and hold the very loss modules of the
+    plain model, whose ``.loss`` they set.
     Given the content and style images, the targets are recomputed through the fused kernels (:func:`retarget`).
     """
     items = list(model.named_children())
