@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from make_assets import draw_style  # noqa: E402
 
 from stylize import stylize  # noqa: E402
-from stylize.transfer import demo_pair  # noqa: E402
+from stylize.demo import demo_pair  # noqa: E402
 
 
 def controls(second_style: Path) -> dict[str, dict]:

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 
 from stylize import images, stylize
 from stylize.config import parse_sets
-from stylize.transfer import demo_pair
+from stylize.demo import demo_pair
 
 RECIPES = {"seed": "default", "untrained": "untrained"}
 

@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-__version__ = "0.1.0"
+from .version import __version__
 
 # Large CPU tensors on 2 MB transparent huge pages (torch's own switch, read at its first large allocation).
 # An evaluation allocates ~1.5 GB of fresh activations at 512 px; on 4 KB pages a quarter of the seed's CPU
@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 _PUBLIC = {"Config": "config", "build_config": "config", "StylizeError": "errors",
-           "RunResult": "transfer", "run": "transfer", "stylize": "transfer"}
+           "RunResult": "results", "run": "transfer", "stylize": "transfer"}
 __all__ = [*_PUBLIC, "main", "__version__"]
 
 

@@ -23,16 +23,31 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import baseline, devices, features, fused, images
-from .config import Config
-from .errors import StylizeError
+from . import baseline, devices, features, images
+from .callbacks import StepFunction
+from .config import Config, build_config
+from .demo import demo_pair
+from .devices import Backend
+from .errors import StylizeError, did_you_mean
 from .optimize import evaluate
 from .summary import conv_flops, gram_flops
-from .transfer import demo_pair, run
+from .transfer import run
 from .weights import load_features
 
 DEVICES = ("cpu", "cuda", "dlp-sim")
 QUALITY_EVALS = 300
+
+
+@dataclass
+class BenchConfig:
+    """``stylize bench``'s settings and their defaults (the CLI reads its defaults from here)."""
+
+    devices: list[str] = field(default_factory=lambda: ["cpu"])  # cpu | cuda | cuda:N | dlp-sim | all
+    sizes: list[int] = field(default_factory=lambda: [256, 512])  # shorter edges in px
+    config: str = "default"  # YAML config or bundled name: its layers, weights and loss weights
+    sets: list[str] = field(default_factory=list)  # --set key=value items of that config
+    repeat: int = 5  # timed evaluations per implementation, after one warm-up
+    quality: bool = False  # also time-to-quality (the seed's 300 evaluations, then ours to its best loss)
 
 
 @dataclass
@@ -144,30 +159,32 @@ def peak_rss_bytes() -> int | None:
 
 def _probe(impl: str, device_name: str, size: int, cfg: Config) -> int | None:
     """In a fresh process: weights, images, setup and three evaluations of one implementation; its peak RSS."""
-    device = devices.resolve(device_name)
+    backend = devices.resolve(device_name, cfg)
     net, _ = load_features(cfg.weights, features.last_tap(cfg.content_layers, cfg.style_layers))
-    content, style = _images(size, device)
-    run_eval = (_Ours if impl == "ours" else _Seed)(net.to(device).eval(), content, style, cfg)
+    content, style = _images(size, backend.device)
+    run_eval = _Ours(backend, net.to(backend.device).eval(), content, style, cfg) if impl == "ours" else \
+        _Seed(net.to(backend.device).eval(), content, style, cfg)
     for _ in range(3):
         run_eval()
     return peak_rss_bytes()
 
 
-def peak_memory(impl: str, device: torch.device, device_name: str, size: int, cfg: Config, net: nn.Module) -> int | None:
+def peak_memory(impl: str, backend: Backend, size: int, cfg: Config, net: nn.Module) -> int | None:
     """Peak memory of setup + three evaluations of ``impl`` ("ours" or "seed").
 
     CPU (and dlp-sim, which lives in host memory): the peak RSS of a fresh process that does only that, so
     that neither implementation's caches (NNPACK's workspace, the allocator's free lists) hide in the other's
     numbers; it includes the ~0.7 GB of the Python + torch runtime. CUDA: ``max_memory_allocated`` here.
     """
+    device = backend.device
     if device.type != "cuda":
         with multiprocessing.get_context("spawn").Pool(1) as pool:
-            return pool.apply(_probe, (impl, device_name, size, cfg))
+            return pool.apply(_probe, (impl, backend.name, size, cfg))
     content, style = _images(size, device)
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
-    run_eval = (_Ours if impl == "ours" else _Seed)(net, content, style, cfg)
+    run_eval = _Ours(backend, net, content, style, cfg) if impl == "ours" else _Seed(net, content, style, cfg)
     for _ in range(3):
         run_eval()
     torch.cuda.synchronize(device)
@@ -192,31 +209,19 @@ def _noise(like: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 class _Ours:
-    """Our path as ``run`` builds it: the style model fused (unless ``exact``; on dlp-sim by the device's own
-    conv+ReLU fusion and fused Gram+MSE) and ``optimize.evaluate``."""
+    """Our path as ``run`` builds it: the backend's objective (fused unless ``exact``; on dlp-sim the device's
+    kernels) and ``optimize.evaluate``."""
 
-    def __init__(self, net, content, style, cfg: Config):
+    def __init__(self, backend: Backend, net, content, style, cfg: Config):
         start = time.perf_counter()
-        fast = not cfg.exact and content.device.type != "dlp"
-        model, self.cl, self.sl = features.build_style_model(net, content, style, cfg.content_layers, cfg.style_layers,
-                                                             targets=not fast)
-        if fast:
-            model = fused.fuse(model, content, style)
-        elif content.device.type == "dlp":
-            from . import dlp
-
-            dlp.fuse_conv_relu(model)
-        self.model = model
+        self.objective = backend.objective(net, content, [style], cfg)
         self.setup_s = time.perf_counter() - start
         self.image = _noise(content, cfg.seed).requires_grad_(True)
-        self.model.requires_grad_(False)
-        self.cfg = cfg
 
     def __call__(self) -> float:
-        c, s, _ = evaluate(self.model, self.cl, self.sl, self.image, self.cfg.style_weight, self.cfg.content_weight)
-        loss = c + s
-        loss.backward()
-        return loss.item()
+        terms = evaluate(self.objective, self.image)
+        self.objective.backward(terms)
+        return terms.total.item()
 
 
 class _Seed:
@@ -260,48 +265,42 @@ def _seed_weights(cfg: Config) -> tuple[float, float]:
     return cfg.style_weight * style.pop(), cfg.content_weight * content.pop()
 
 
-def bench_size(device: torch.device, size: int, cfg: Config, net: nn.Module, repeat: int,
+def bench_size(backend: Backend, size: int, cfg: Config, net: nn.Module, repeat: int,
                quality: bool = False) -> SizeResult:
+    device = backend.device
     content, style = _images(size, device)
     _, _, height, width = content.shape
-    result = SizeResult("dlp-sim" if device.type == "dlp" else str(device), size, width, height,
+    result = SizeResult(backend.name, size, width, height,
                         flops_per_eval(height, width, cfg.content_layers, cfg.style_layers) / 1e9)
-    ours, seed = _Ours(net, content, style, cfg), _Seed(net, content, style, cfg)
+    ours, seed = _Ours(backend, net, content, style, cfg), _Seed(net, content, style, cfg)
     first_ours, first_seed = ours(), seed()  # warm-up (and the two losses must agree)
     if abs(first_ours - first_seed) > 1e-3 * abs(first_seed):
         raise StylizeError(f"bench: our loss {first_ours:.6g} differs from the seed's {first_seed:.6g}; this is a bug.")
     times: dict[str, list[float]] = {"ours": [], "seed": []}
-    sim = _sim_seconds if device.type == "dlp" else (lambda: 0.0)
     for _ in range(repeat):
         for name, impl in (("ours", ours), ("seed", seed)):
             _sync(device)
-            sim_before, start = sim(), time.perf_counter()
+            sim_before, start = backend.simulated_seconds(), time.perf_counter()
             impl()
             _sync(device)
             times[name].append(time.perf_counter() - start)
-            if name == "ours" and device.type == "dlp":
-                result.sim_ms = (sim() - sim_before) * 1e3
+            if name == "ours" and sim_before is not None:  # a simulator: its device time of our evaluation
+                result.sim_ms = (backend.simulated_seconds() - sim_before) * 1e3
     setups = ours.setup_s, seed.setup_s
     del ours, seed
-    peaks = {name: peak_memory(name, device, result.device, size, cfg, net) for name in ("ours", "seed")}
+    peaks = {name: peak_memory(name, backend, size, cfg, net) for name in ("ours", "seed")}
     result.ours = Timing(setups[0], times["ours"], peaks["ours"])
     result.seed = Timing(setups[1], times["seed"], peaks["seed"])
     if quality:
-        result.quality = time_to_quality(device, size, cfg, net, content, style)
+        result.quality = time_to_quality(backend.name, size, cfg, net, content, style)
     return result
-
-
-def _sim_seconds() -> float:
-    from . import dlp
-
-    return dlp.current().profile.sim_s
 
 
 class _Reached(Exception):
     pass
 
 
-def time_to_quality(device: torch.device, size: int, cfg: Config, net: nn.Module,
+def time_to_quality(device: str, size: int, cfg: Config, net: nn.Module,
                     content: torch.Tensor, style: torch.Tensor, evals: int = QUALITY_EVALS) -> dict[str, Any]:
     """The seed's full loop for ``evals`` evaluations (its best loss is the target), then ours until it gets there.
 
@@ -330,40 +329,52 @@ def time_to_quality(device: torch.device, size: int, cfg: Config, net: nn.Module
 
     content_path, style_path = demo_pair()
     ours_cfg = dataclasses.replace(cfg, content=str(content_path), style=[str(style_path)], size=size,
-                                   device=str(device), steps=10 * evals)
+                                   device=device, steps=10 * evals)
     start = time.perf_counter()
     with contextlib.suppress(_Reached):
-        run(ours_cfg, on_step=watch, write=False)
+        run(ours_cfg, callbacks=StepFunction(watch), write=False)
     return {"evals": evals, "target_loss": target, "seed_final_loss": totals[-1],
             "seed_best_at_eval": totals.index(target) + 1, "seed_s": seed_s,
             "ours_s": reached.get("seconds"), "ours_evals": reached.get("step"),
             "speedup": seed_s / reached["seconds"] if reached else None}
 
 
-def bench(device_names: list[str], sizes: list[int], cfg: Config, config_name: str, repeat: int = 5,
-          quality: bool = False, on_row=None) -> BenchResult:
-    """Run the benchmark; ``on_row`` is called with each finished :class:`SizeResult`."""
+def bench(settings: BenchConfig, on_row=None) -> BenchResult:
+    """Run the benchmark; ``on_row`` is called with each finished :class:`SizeResult`.
+
+    Raises:
+        StylizeError: an unknown device name, a size too small, a config the seed's code cannot run.
+    """
+    cfg = build_config(settings.config, settings.sets)
+    names = [name.lower() for name in settings.devices]
+    for name in names:
+        if name not in (*DEVICES, "all") and not name.startswith("cuda:"):
+            raise StylizeError(f"unknown device {name!r}.{did_you_mean(name, DEVICES)} "
+                               f"Use one of {', '.join(DEVICES)}, cuda:N or all.")
+    for s in settings.sizes:
+        if s < 32:
+            raise StylizeError(f"--size {s} is too small to benchmark; use 32 or more.")
     _seed_weights(cfg)  # refuse per-layer weights before any work
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
     net, info = load_features(cfg.weights, cut)
-    names = list(DEVICES) if device_names == ["all"] else device_names
-    result = BenchResult(machine={}, config=config_name, weights=str(info))
+    names = list(DEVICES) if "all" in names else names
+    result = BenchResult(machine={}, config=settings.config, weights=str(info))
     for name in names:
         try:
-            device = devices.resolve(name)
+            backend = devices.resolve(name, cfg)
         except StylizeError as e:
-            for size in sizes:
+            for size in settings.sizes:
                 row = SizeResult(name, size, 0, 0, 0.0, error=f"not available: {e}")
                 result.rows.append(row)
                 if on_row:
                     on_row(row)
             continue
-        result.machine[name] = {"description": devices.describe(device),
-                                       "conv_peak_gflops": conv_peak_gflops(device),
-                                       "threads": torch.get_num_threads()}
-        device_net = net.to(device).eval()
-        for size in sizes:
-            row = bench_size(device, size, cfg, device_net, repeat, quality)
+        result.machine[name] = {"description": backend.describe(),
+                                "conv_peak_gflops": conv_peak_gflops(backend.device),
+                                "threads": torch.get_num_threads()}
+        device_net = backend.prepare(net)
+        for size in settings.sizes:
+            row = bench_size(backend, size, cfg, device_net, settings.repeat, settings.quality)
             result.rows.append(row)
             if on_row:
                 on_row(row)

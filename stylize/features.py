@@ -150,6 +150,7 @@ def build_style_model(
     style_layers: Mapping[str, float],
     style_blend: Sequence[float] | None = None,
     targets: bool = True,
+    style_loss: type[StyleLoss] = StyleLoss,
 ) -> tuple[nn.Sequential, list[ContentLoss], list[StyleLoss]]:
     """Insert loss modules after the named layers, as the seed's ``get_style_model_and_losses`` does.
 
@@ -160,6 +161,7 @@ def build_style_model(
         content_layers, style_layers: layer name (either scheme) -> per-layer weight.
         targets: False leaves the loss modules' targets empty, for a caller that computes them through its own
             kernels (the fast path: :func:`fused.fuse` with the images), so the images run once, not twice.
+        style_loss: the style loss module (a device with its own Gram kernels subclasses :class:`StyleLoss`).
 
     Returns:
         The model (Normalization, VGG layers named ``conv_N``/``relu_N``/``pool_N``, loss modules, cut after the
@@ -188,7 +190,7 @@ def build_style_model(
                 model.add_module(_loss_name(model, "content", entry), loss)
                 content_losses.append(loss)
             if entry.index in style_at:
-                loss = StyleLoss(ss, style_at[entry.index], style_blend)
+                loss = style_loss(ss, style_at[entry.index], style_blend)
                 model.add_module(_loss_name(model, "style", entry), loss)
                 style_losses.append(loss)
     return model, content_losses, style_losses

@@ -38,7 +38,7 @@ def versions() -> dict[str, str]:
     import PIL
     import torch
 
-    from . import __version__
+    from .version import __version__
 
     return {"stylize": __version__, "torch": torch.__version__, "torchvision": version("torchvision"),
             "pillow": PIL.__version__, "python": platform.python_version(), "platform": platform.platform()}

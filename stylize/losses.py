@@ -6,7 +6,7 @@ input through unchanged and record ``self.loss`` as a side effect.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +19,6 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     Returns:
         (a*b, a*b) tensor ``F F^T / (a*b*c*d)`` with ``F`` the features reshaped to (a*b, c*d).
     """
-    if features.device.type == "dlp":  # the simulated DLP's fused kernel (stylize/dlp/ops.py)
-        return torch.ops.dlp.gram(features)
     a, b, c, d = features.size()
     f = features.reshape(a * b, c * d)  # (a*b, c*d)
     return torch.mm(f, f.t()).div(a * b * c * d)
@@ -33,21 +31,21 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
     """Mean squared error between the features' Gram matrix and the style target's Gram matrix."""
-    if features.device.type == "dlp":  # one fused gram+MSE kernel on the simulated DLP (stylize/dlp/ops.py)
-        return torch.ops.dlp.gram_mse(features, target_gram)[0]
     return F.mse_loss(gram_matrix(features), target_gram)
 
 
-def blended_gram(features: Sequence[torch.Tensor], blend: Sequence[float] | None = None) -> torch.Tensor:
+def blended_gram(features: Sequence[torch.Tensor], blend: Sequence[float] | None = None,
+                 gram: Callable[[torch.Tensor], torch.Tensor] = gram_matrix) -> torch.Tensor:
     """``sum_i w_i gram(features_i)`` with the weights normalized to sum 1: the style target of several style
     images (jcjohnson/neural-style's ``-style_blend_weights``). The images may differ in size: each Gram is
-    already an average over its own pixels. ``blend=None`` weighs them equally."""
+    already an average over its own pixels. ``blend=None`` weighs them equally; ``gram`` is
+    :func:`gram_matrix` or a device's own kernel for it."""
     weights = [1.0] * len(features) if blend is None else [float(w) for w in blend]
     if len(weights) != len(features) or not features or sum(weights) <= 0 or min(weights) < 0:
         raise ValueError(f"need one non-negative blend weight per style image, not all 0; got {weights} "
                          f"for {len(features)} images")
     total = sum(weights)
-    grams = [gram_matrix(f) * (w / total) for f, w in zip(features, weights)]
+    grams = [gram(f) * (w / total) for f, w in zip(features, weights)]
     return grams[0] if len(grams) == 1 else torch.stack(grams).sum(0)
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
-from torch import nn
 
-from .losses import ContentLoss, StyleLoss, tv_loss
+from .objective import Objective, Terms
 
 log = logging.getLogger("stylize")
 OPTIMIZERS = ("lbfgs", "adam")
@@ -90,25 +89,13 @@ def _values(*xs: torch.Tensor | float) -> list[float]:
     return [next(values) if isinstance(x, torch.Tensor) else float(x) for x in xs]
 
 
-def evaluate(
-    model: nn.Module,
-    content_losses: Sequence[ContentLoss],
-    style_losses: Sequence[StyleLoss],
-    image: torch.Tensor,
-    style_weight: float,
-    content_weight: float,
-    tv_weight: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
-    """The seed's closure up to the backward: clamp the image to [0, 1], clear its gradient, run the model,
-    and return the weighted (content, style, tv) loss terms. ``stylize bench`` times this plus the backward."""
+def evaluate(objective: Objective, image: torch.Tensor) -> Terms:
+    """The seed's closure up to the backward: clamp the image to [0, 1] (the loop's projection), clear its
+    gradient, and return the objective's weighted loss terms. ``stylize bench`` times this plus the backward."""
     with torch.no_grad():
         image.clamp_(0, 1)
     image.grad = None
-    model(image)
-    style_score = sum(sl.loss for sl in style_losses) * style_weight
-    content_score = sum(cl.loss for cl in content_losses) * content_weight
-    tv_score = tv_loss(image) * tv_weight if tv_weight else 0.0
-    return content_score, style_score, tv_score
+    return objective.evaluate(image)
 
 
 def _snapshot(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -124,15 +111,10 @@ def _snapshot(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 
 
 def optimize(
-    model: nn.Module,
-    content_losses: Sequence[ContentLoss],
-    style_losses: Sequence[StyleLoss],
+    objective: Objective,
     image: torch.Tensor,
     *,
     steps: int,
-    style_weight: float,
-    content_weight: float,
-    tv_weight: float = 0.0,
     optimizer: str = "lbfgs",
     lr: float = 1.0,
     max_iter: int = 20,
@@ -149,8 +131,8 @@ def optimize(
 ) -> OptimizeResult:
     """Run LBFGS (or Adam) on ``image`` (modified in place) for exactly ``steps`` closure evaluations.
 
-    The closure is the seed's: clamp the image to [0, 1], forward, weighted sums of the loss modules'
-    losses (plus ``tv_weight * tv_loss(image)``), backward. Departure from the seed: its
+    The closure is the seed's: clamp the image to [0, 1], the ``objective``'s weighted loss terms (the seed's
+    are the content and style losses; see :mod:`stylize.objective`), their backward. Departure from the seed: its
     ``while run[0] <= num_steps`` loop overshoots (300 steps run 320 evaluations); we give the last LBFGS step
     only the evaluations that remain.
 
@@ -181,7 +163,6 @@ def optimize(
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     image.requires_grad_(True)
-    model.requires_grad_(False)
 
     def new_optimizer() -> torch.optim.Optimizer:
         if optimizer == "adam":
@@ -206,9 +187,9 @@ def optimize(
     def closure() -> torch.Tensor:
         if len(state.history) >= steps:
             raise _BudgetSpent
-        c, s, tv = evaluate(model, content_losses, style_losses, image, style_weight, content_weight, tv_weight)
-        loss = c + s + tv
-        content, style, total, tv_value = _values(c, s, loss, tv)
+        terms = evaluate(objective, image)
+        loss = terms.total
+        content, style, total, tv_value = _values(terms.content, terms.style, loss, terms.tv)
         record = StepRecord(first_step + len(state.history), time.perf_counter() - start, content, style, total,
                             tv=tv_value, size=size)
         if not math.isfinite(record.total):
@@ -225,7 +206,7 @@ def optimize(
         if guard and (state.best is None or record.total < state.best.total):
             state.best = record
             state.best_image.copy_(image.detach())
-        loss.backward()
+        objective.backward(terms)
         if project:
             with torch.no_grad():  # a pixel at a bound is not asked to move further out: clamping would undo it
                 g = image.grad
@@ -279,9 +260,8 @@ def optimize(
         result.output = state.best
         if not (result.interrupted or result.diverged or spent):  # the final image, moved since its last evaluation
             try:
-                c, s, tv = evaluate(model, content_losses, style_losses, image.detach(), style_weight, content_weight,
-                                    tv_weight)
-                content, style, total, tv_value = _values(c, s, c + s + tv, tv)
+                terms = evaluate(objective, image.detach())
+                content, style, total, tv_value = _values(terms.content, terms.style, terms.total, terms.tv)
             except KeyboardInterrupt:  # the best evaluated image is kept
                 result.interrupted, total = True, math.inf
             if math.isfinite(total) and total <= state.best.total:

@@ -7,8 +7,11 @@ while writing leaves the previous files, never a half-written one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 from .errors import StylizeError
@@ -67,3 +70,18 @@ class AtomicFiles:
             self.commit()
         else:
             self.abort()
+
+
+@contextlib.contextmanager
+def interrupts_ignored():
+    """Ignore Ctrl-C (and SIGTERM) while a finished result is written (a second or two, mostly matplotlib's
+    import): losing a finished run to an impatient keypress is worse than a short wait."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

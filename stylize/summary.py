@@ -24,12 +24,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import features, images
+from . import features, images, memory
 from . import weights as weights_
 from .config import Config, resolve_recipe
 from .errors import StylizeError
 from .losses import ContentLoss, StyleLoss
-from .transfer import demo_pair
+from .demo import demo_pair
 
 FLOAT_BYTES = 4  # float32 everywhere in a run
 
@@ -75,6 +75,7 @@ class ModelSummary:
     pooling: str
     cut: features.Layer  # the last VGG layer built
     targets_bytes: int  # content targets (features) + style targets (Gram matrices), float32
+    run_bytes: int = 0  # the peak `stylize run` is predicted to need at this size (memory.run_bytes; CPU: with torch)
     total_layers: int = len(features.LAYERS)
     notes: list[str] = field(default_factory=list)
 
@@ -117,7 +118,8 @@ class ModelSummary:
             "cut": {"after": self.cut.paper_name, "after_seed_name": self.cut.name, "built_layers": self.built_layers,
                     "total_layers": self.total_layers},
             "totals": {"params": self.params, "forward_flops": self.forward_flops, "flops_per_eval": self.flops_per_eval,
-                       "activation_bytes": self.activation_bytes, "targets_bytes": self.targets_bytes},
+                       "activation_bytes": self.activation_bytes, "targets_bytes": self.targets_bytes,
+                       "run_bytes": self.run_bytes},
             "notes": self.notes,
         }
 
@@ -166,8 +168,10 @@ def model_table(cfg: Config, size: int | None = None) -> ModelSummary:
     notes = ["FLOPs: multiply-adds x 2; elementwise ops (normalization, ReLU, pooling, MSE) not counted."]
     if cfg.normalize == "targets":
         notes.append("normalize: targets divides each loss weight by mean(target^2) at setup (not shown).")
+    device = torch.device("cuda" if cfg.device.startswith("cuda") else "cpu")
+    predicted = memory.run_bytes(width, height, cfg, cut, device)
     return ModelSummary(rows, width, height, content_path.name, str(info), cfg.recipe, cfg.pooling, cut_layer,
-                        targets_bytes, notes=notes)
+                        targets_bytes, predicted, notes=notes)
 
 
 def _rows(net: nn.Sequential, width: int, height: int, content_layers, style_layers) -> tuple[list[Row], int]:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from . import features
+from .compress import prune, quantize
 from .errors import StylizeError
 from .outputs import AtomicFiles
 
@@ -82,8 +83,6 @@ PRUNED_MIN_SPARSITY = 0.01  # trained or random conv weights have (almost) no ex
 
 def _load_compressed(state: dict, upto: int, pooling: str, info: WeightsInfo) -> tuple[nn.Sequential, WeightsInfo]:
     """Build the net an artefact of ``stylize.compress`` describes: channel-pruned, or int8 (dequantized)."""
-    from .compress import prune, quantize  # only for these files
-
     fmt = state["stylize_format"]
     if fmt == prune.STRUCTURED_FORMAT:
         net = prune.build_structured(state, upto, pooling, info.source)

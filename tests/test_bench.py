@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from stylize import bench, build_config
+from stylize import bench, devices, build_config
 from typer.testing import CliRunner
 
 from stylize.cli import app
@@ -24,8 +24,8 @@ def test_flops_of_the_seed_layers_by_hand():
 
 
 def test_bench_size_measures_both_implementations():
-    cfg = build_config("default", overrides={"weights": "untrained"})
-    result = bench.bench(["cpu", "cuda"] if not torch.cuda.is_available() else ["cpu"], [32], cfg, "default", repeat=2)
+    devices = ["cpu", "cuda"] if not torch.cuda.is_available() else ["cpu"]
+    result = bench.bench(bench.BenchConfig(devices, [32], "default", ["weights=untrained"], repeat=2))
     row = result.rows[0]
     assert (row.device, row.size, row.height) == ("cpu", 32, 32) and row.width > 32
     for timing in (row.ours, row.seed):
@@ -39,8 +39,8 @@ def test_bench_size_measures_both_implementations():
 
 def test_peak_memory_is_a_fresh_process_peak():
     cfg = build_config("default", overrides={"weights": "untrained"})
-    cpu = torch.device("cpu")
-    small, large = (bench.peak_memory("seed", cpu, "cpu", size, cfg, None) for size in (32, 192))
+    cpu = devices.resolve("cpu")
+    small, large = (bench.peak_memory("seed", cpu, size, cfg, None) for size in (32, 192))
     if small is None:
         pytest.skip("/proc/self/status has no VmHWM here")
     assert 100 * 2**20 < small < large  # the runtime alone is hundreds of MiB; a larger image needs more
@@ -51,7 +51,7 @@ def test_time_to_quality_reaches_the_seed_target():
     cfg = build_config("default", overrides={"weights": "untrained"})
     net, _ = bench.load_features(cfg.weights, 12)
     content, style = bench._images(32, torch.device("cpu"))
-    q = bench.time_to_quality(torch.device("cpu"), 32, cfg, net.eval(), content, style, evals=30)
+    q = bench.time_to_quality("cpu", 32, cfg, net.eval(), content, style, evals=30)
     assert q["target_loss"] <= q["seed_final_loss"] and 1 <= q["seed_best_at_eval"] <= 30
     assert q["ours_s"] is not None and q["ours_evals"] >= 1 and q["speedup"] == pytest.approx(q["seed_s"] / q["ours_s"])
 
@@ -81,6 +81,5 @@ def test_cli_bench_bad_input(args, message):
 def test_bench_translates_the_papers_layer_names_for_the_seeds_code():
     """gatys.yaml names layers conv4_2...; the seed's code knows conv_N only. The warm-up check inside bench
     raises if the two implementations' first losses differ by more than 1e-3."""
-    cfg = build_config("gatys", overrides={"weights": "untrained"})
-    row = bench.bench(["cpu"], [32], cfg, "gatys", repeat=1).rows[0]
+    row = bench.bench(bench.BenchConfig(["cpu"], [32], "gatys", ["weights=untrained"], repeat=1)).rows[0]
     assert row.ours.median_s > 0 and row.seed.median_s > 0

@@ -178,12 +178,6 @@ def test_dlp_int8_uses_the_calibrated_scales(calibrated):
 # ---- the commands ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["prune", "quantize"])
-def test_commands_have_help_with_an_example(command):
-    result = invoke(command, "--help")
-    assert result.exit_code == 0 and "Example" in result.stdout
-
-
 def test_prune_and_quantize_cli_write_scored_artefacts_that_run_loads(tmp_path):
     probe = ["--probe-size", 32, "--probe-steps", 3]
     result = invoke("prune", "--weights", "untrained", "--method", "l1-structured", "--amount", 0.25, *probe,

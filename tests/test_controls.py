@@ -9,11 +9,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stylize import checkpoint, colors, losses, schedule, transfer
+from stylize import checkpoint, colors, images, losses, memory, schedule
 from stylize.cli import app
 from stylize.config import build_config
 from stylize.errors import StylizeError
+from stylize.objective import GraphObjective, LossWeights, Terms
 from stylize.optimize import BLOWUP_PATIENCE, optimize
+from stylize.stages import init_image
 from stylize.transfer import stylize
 
 TINY = {"size": 32, "steps": 6, "device": "cpu", "weights": "untrained", "scales": "none"}
@@ -65,7 +67,7 @@ def test_cli_takes_several_styles(pair, tmp_path, make_image):
 # ---- style scale, colours -----------------------------------------------------------------------------------
 
 def test_style_scale_sets_the_style_image_size(pair):
-    content_pil, style_pil = (transfer.images.load_image(p) for p in pair)
+    content_pil, style_pil = (images.load_image(p) for p in pair)
     for scale, expected in ((1.0, (32, 40)), (0.5, (16, 20)), (1.5, (48, 60))):
         cfg = build_config(overrides={**TINY, "style_scale": scale})
         stage = schedule.plan(cfg, 40, 32, cut=9, fast=True)[-1]
@@ -76,18 +78,18 @@ def test_style_scale_sets_the_style_image_size(pair):
 
 
 def test_match_histogram_matches_the_style_to_the_content(pair):
-    content_pil, style_pil = (transfer.images.load_image(p) for p in pair)
+    content_pil, style_pil = (images.load_image(p) for p in pair)
     cfg = build_config(overrides={**TINY, "match_histogram": True})
     stage = schedule.plan(cfg, 40, 32, cut=9, fast=True)[-1]
     content, (style,) = schedule.stage_images(cfg, content_pil, [style_pil], stage, torch.device("cpu"))
-    plain = transfer.images.to_tensor(transfer.images.resize_cover(style_pil, 40, 32))
+    plain = images.to_tensor(images.resize_cover(style_pil, 40, 32))
     torch.testing.assert_close(style, colors.match_histogram(plain, content))  # test_colors checks the function
 
 
 def test_original_colors_keeps_the_contents_chroma(pair):
     result = stylize(*pair, write=False, **TINY, original_colors=True)
     plain = stylize(*pair, write=False, **TINY)
-    content = transfer.images.to_tensor(transfer.images.resize_shorter(transfer.images.load_image(pair[0]), 32))
+    content = images.to_tensor(images.resize_shorter(images.load_image(pair[0]), 32))
     ycc, ycc_plain, ycc_content = (colors.rgb_to_ycbcr(x) for x in (result.image, plain.image, content))
     inside = (result.image > 0).all(1) & (result.image < 1).all(1)  # where clamping to [0, 1] changed nothing
     torch.testing.assert_close(ycc[:, 0][inside], ycc_plain[:, 0][inside], atol=1e-5, rtol=0)  # the result's luminance
@@ -116,12 +118,20 @@ def test_tv_weight_is_in_the_reported_loss_and_smooths(pair):
     assert losses.tv_loss(smooth.image) < losses.tv_loss(plain.image)
 
 
-def test_gray_init_starts_at_mid_gray(pair):
-    seen = []
-    stylize(*pair, write=False, **TINY, init="gray", on_step=lambda r: seen.append(r))
+def test_gray_init_starts_at_mid_gray(pair, monkeypatch):
+    from stylize import optimize as optimize_module
+
+    real, seen = optimize_module.evaluate, []
+
+    def first_images(objective, image):
+        seen.append(image.detach().clone())
+        return real(objective, image)
+
+    monkeypatch.setattr(optimize_module, "evaluate", first_images)
+    stylize(*pair, write=False, **TINY, init="gray")
+    assert seen and torch.equal(seen[0], torch.full_like(seen[0], 0.5))  # the image the run evaluates first
     cfg = build_config(overrides={**TINY, "init": "gray"})
-    assert torch.equal(transfer._init_image(cfg, torch.zeros(1, 3, 4, 5)), torch.full((1, 3, 4, 5), 0.5))
-    assert seen and seen[0].tv == 0
+    assert torch.equal(init_image(cfg, torch.zeros(1, 3, 4, 5)), torch.full((1, 3, 4, 5), 0.5))
 
 
 def test_adam_lowers_the_loss_in_exactly_the_steps(pair):
@@ -187,7 +197,7 @@ def test_save_every_writes_intermediate_images(pair, tmp_path):
     result = stylize(*pair, tmp_path / "w.png", **{**TINY, "save_every": 2})
     saved = sorted(p.name for p in tmp_path.glob("w.step*.png"))
     assert saved == ["w.step0002.png", "w.step0004.png", "w.step0006.png"]
-    assert transfer.images.load_image(tmp_path / "w.step0004.png").size == (40, 32)
+    assert images.load_image(tmp_path / "w.step0004.png").size == (40, 32)
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically
     assert result.status == "completed"
 
@@ -244,7 +254,7 @@ def test_resume_refuses_another_config_and_shows_the_difference(pair, tmp_path):
     with pytest.raises(StylizeError, match=r"style_weight: 1000000.0 in the checkpoint, 5.0 now"):
         stylize(resume=tmp_path / "r.ckpt", style_weight=5)
     stylize(resume=tmp_path / "r.ckpt", log_every=1)  # what only changes the logging may differ
-    transfer.images.to_pil(torch.zeros(1, 3, 48, 60)).save(pair[0])  # the content image changed on disk
+    images.to_pil(torch.zeros(1, 3, 48, 60)).save(pair[0])  # the content image changed on disk
     with pytest.raises(StylizeError, match="changed since the checkpoint"):
         stylize(resume=tmp_path / "r.ckpt")
 
@@ -300,7 +310,7 @@ class _Sequence(torch.nn.Module):
 
 def _guarded(fake, steps, **kwargs):
     image = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    return optimize(fake, [fake], [], image, steps=steps, style_weight=1.0, content_weight=1.0, blowup_factor=10.0,
+    return optimize(GraphObjective(fake, [fake], [], LossWeights(1.0, 1.0)), image, steps=steps, blowup_factor=10.0,
                     **kwargs)
 
 
@@ -344,7 +354,7 @@ def test_guard_ignores_noise_near_zero():
 def test_guard_off_keeps_the_seeds_behaviour():
     image = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     fake = _BlowUpAt(range(6, 6 + BLOWUP_PATIENCE))
-    result = optimize(fake, [fake], [], image, steps=30, style_weight=1.0, content_weight=1.0, max_iter=4)
+    result = optimize(GraphObjective(fake, [fake], [], LossWeights(1.0, 1.0)), image, steps=30, max_iter=4)
     assert result.events == [] and result.output is None and len(result.history) == 30
 
 
@@ -355,9 +365,9 @@ def test_guard_events_reach_run_json(pair, tmp_path, monkeypatch):
     calls = {"n": 0}
 
     def spiking(*args, **kwargs):  # evaluations 5 to 14 of the run return a loss 1000x too high
-        c, s, tv = real(*args, **kwargs)
+        t = real(*args, **kwargs)
         calls["n"] += 1
-        return (c * 1000, s * 1000, tv) if 5 <= calls["n"] < 5 + BLOWUP_PATIENCE else (c, s, tv)
+        return Terms(t.content * 1000, t.style * 1000, t.tv) if 5 <= calls["n"] < 5 + BLOWUP_PATIENCE else t
 
     monkeypatch.setattr(optimize_module, "evaluate", spiking)
     result = stylize(*pair, tmp_path / "g.png", **{**TINY, "steps": 20})
@@ -382,9 +392,9 @@ def test_guard_events_of_every_stage_reach_run_json(pair, tmp_path, monkeypatch)
     real, calls = optimize_module.evaluate, {"n": 0}
 
     def spiking(*args, **kwargs):  # evaluations 3 to 12 (in the first, coarser stage) 1000x too high
-        c, s, tv = real(*args, **kwargs)
+        t = real(*args, **kwargs)
         calls["n"] += 1
-        return (c * 1000, s * 1000, tv) if 3 <= calls["n"] < 3 + BLOWUP_PATIENCE else (c, s, tv)
+        return Terms(t.content * 1000, t.style * 1000, t.tv) if 3 <= calls["n"] < 3 + BLOWUP_PATIENCE else t
 
     monkeypatch.setattr(optimize_module, "evaluate", spiking)
     result = stylize(*pair, tmp_path / "e.png", **{**TINY, "scales": "24:20,32", "size": None, "steps": 4})
@@ -440,13 +450,13 @@ def test_memory_check_counts_large_style_images(pair, monkeypatch):
     from stylize import devices
 
     cfg = build_config(overrides={**TINY, "size": 512})
-    need = transfer.estimate_bytes(512, 640, 9, cfg.lbfgs_history, torch.device("cpu"))
+    need = memory.estimate_bytes(512, 640, 9, cfg.lbfgs_history, torch.device("cpu"))
     monkeypatch.setattr(devices, "available_memory", lambda device: need + 2**20)  # the content alone fits
-    assert transfer.setup_bytes(512, 640, 9, 1.0, torch.device("cpu")) < need  # scale 1: the optimization decides
+    assert memory.setup_bytes(512, 640, 9, 1.0, torch.device("cpu")) < need  # scale 1: the optimization decides
     with pytest.raises(StylizeError, match="needs about .* GiB"):
-        transfer._check_size(640, 512, build_config(overrides={**TINY, "size": 512, "style_scale": 4.0}), 9,
+        memory.check_size(640, 512, build_config(overrides={**TINY, "size": 512, "style_scale": 4.0}), 9,
                              torch.device("cpu"))
-    transfer._check_size(640, 512, cfg, 9, torch.device("cpu"))  # no error at scale 1
+    memory.check_size(640, 512, cfg, 9, torch.device("cpu"))  # no error at scale 1
 
 
 def test_resume_from_another_folder_writes_where_the_run_wrote(pair, tmp_path, monkeypatch):

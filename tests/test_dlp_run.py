@@ -86,7 +86,6 @@ def test_cli_profile_writes_json_and_prints_table(pair, tmp_path):
     plain = CliRunner().invoke(app, ["run", str(content), str(style), "-o", str(tmp_path / "p.png"), "--device", "dlp-sim",
                                      "--weights", "untrained", "--size", "32", "--steps", "2"])
     assert plain.exit_code == 0 and not (tmp_path / "p.dlp-profile.json").exists()
-    assert "--dlp-spec" in CliRunner().invoke(app, ["run", "--help"]).output
 
 
 def test_dlp_profile_table_lists_every_column():

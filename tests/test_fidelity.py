@@ -3,8 +3,6 @@ weights and images. ``cnn`` is torchvision's VGG19 ``features`` (``make_layers(c
 untrained weights that ``--weights FILE`` gives stylize.
 """
 
-import dataclasses
-
 import pytest
 import torch
 import torchvision.transforms as transforms
@@ -76,4 +74,3 @@ def test_default_config_is_the_seed_recipe():
     assert set(cfg.style_layers.values()) == {1.0}
     assert (cfg.style_weight, cfg.content_weight, cfg.steps, cfg.init, cfg.size) == (1e6, 1.0, 300, "noise", None)
     assert (cfg.lbfgs_max_iter, cfg.lbfgs_history) == (20, 100)  # torch.optim.LBFGS defaults, as the seed uses
-    assert dataclasses.asdict(cfg) == dataclasses.asdict(build_config("configs/default.yaml"))

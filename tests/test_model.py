@@ -62,8 +62,9 @@ def test_flops_rows_are_the_closed_forms():
     assert rows["conv_5"].flops == 2 * 128 * 9 * 256 * (h // 4) * (w // 4)
     assert rows["style_loss_5"].flops == 2 * 256**2 * (h // 4) * (w // 4) == gram_flops(256, h // 4, w // 4)
     assert rows["content_loss_4"].flops == 0 and rows["relu_1"].flops == 0 and rows["pool_2"].flops == 0
-    assert s.forward_flops == sum(r.flops for r in s.rows)
-    assert s.flops_per_eval == 2 * s.forward_flops  # every counted op has a backward of the same cost
+    # bench counts from the layer table, this from the built modules: two derivations, one number
+    cfg = _cfg("default")
+    assert s.flops_per_eval == bench.flops_per_eval(h, w, cfg.content_layers, cfg.style_layers)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -137,11 +138,6 @@ def test_cli_prints_the_table_and_writes_json(tmp_path):
     data = json.loads((tmp_path / "m.json").read_text())
     assert data["totals"]["params"] == 555328 and data["cut"]["built_layers"] == 11
     assert [r["name"] for r in data["rows"]][:3] == ["normalization", "conv_1", "style_loss_1"]
-
-
-def test_cli_help_has_an_example():
-    result = invoke("model", "--help")
-    assert result.exit_code == 0 and "Example" in result.stdout and "stylize model" in result.stdout
 
 
 @pytest.mark.parametrize("args, message", [

@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch import nn
 
+from stylize.objective import GraphObjective, LossWeights
 from stylize import build_config, features, images, losses, stylize
 from stylize.config import resolve_recipe, untrained_recipe
 from stylize.errors import StylizeError
 from stylize.optimize import optimize
-from stylize.transfer import demo_pair
+from stylize.demo import demo_pair
 
 RECIPE_KEYS = ("init", "pooling", "normalize", "style_weight", "content_weight", "style_layers", "content_layers",
                "lbfgs_line_search")
@@ -138,7 +139,7 @@ def test_line_search_runs_exactly_the_steps():
     model = nn.Sequential(conv, nn.ReLU(), loss)
     for steps in (1, 7, 23):  # 1: the line search asks for a second evaluation, past the budget (checked)
         image = torch.rand(1, 3, 16, 16)
-        result = optimize(model, [], [loss], image, steps=steps, style_weight=1e4, content_weight=1.0,
+        result = optimize(GraphObjective(model, [], [loss], LossWeights(1e4, 1.0)), image, steps=steps,
                           max_iter=5, line_search="strong_wolfe")
         assert len(result.history) == steps and result.status == "completed"
         with torch.no_grad():

@@ -20,9 +20,7 @@ from ..config import build_config
 from ..errors import StylizeError
 from ..outputs import AtomicFiles
 from . import prune as prune_, quantize as quantize_, report as report_
-
-DTYPES = ("int8",)
-
+from .config import DTYPES, PruneConfig, QuantizeConfig
 
 @dataclass
 class CompressResult:
@@ -69,59 +67,59 @@ def _source(spec: str, config: str | None, sets: Sequence[str]):
     return net.eval(), info, resolved
 
 
-def _write(output: Path, state: dict, result: CompressResult, score: bool, spec: str, config: str | None,
-           sets: Sequence[str], probe: dict, int8: dict | None = None) -> CompressResult:
+def _write(output: Path, state: dict, result: CompressResult, spec: str, cfg: PruneConfig | QuantizeConfig,
+           int8: dict | None = None) -> CompressResult:
     """Save the artefact to a staged file, score it from there, then rename artefact and report into place."""
     with AtomicFiles() as files:
         staged = files.stage(output)
         torch.save(state, staged)
-        if score:
-            result.report = report_.score(spec, staged, config, sets, int8=int8, **probe)
+        if cfg.report:
+            result.report = report_.score(spec, staged, cfg.config, cfg.sets, size=cfg.probe_size,
+                                          steps=cfg.probe_steps, int8=int8)
             result.report["artefact"] = str(output)
             result.report_path = report_path(output)
             logs.write_json(result.as_dict(), files.stage(result.report_path))
     return result
 
 
-def prune(output: str | Path, weights: str = "untrained", method: str = "l1-unstructured", amount: float = 0.3,
-          layers: Sequence[str] | None = None, config: str | None = None, sets: Sequence[str] = (),
-          score: bool = True, seed: int = 0, probe: dict | None = None) -> CompressResult:
-    """``stylize prune``: prune the convs of ``layers`` (default: every conv the style model uses) by ``method``.
+def prune(cfg: PruneConfig) -> CompressResult:
+    """``stylize prune``: prune the convs of ``cfg.layers`` (default: every conv the style model uses) by
+    ``cfg.method``.
 
     Raises:
         StylizeError: bad method, amount, layer, weights or output; nothing is written then.
     """
+    method, amount = cfg.method, cfg.amount
     prune_.check_method(method)
     prune_.check_amount(amount)
-    output = _check_output(output)
-    net, info, spec = _source(weights, config, sets)
-    targets = prune_.target_indices(net, layers)
+    output = _check_output(cfg.output)
+    net, info, spec = _source(cfg.weights, cfg.config, cfg.sets)
+    targets = prune_.target_indices(net, list(cfg.layers) or None)
     before = copy.deepcopy(net)
     structured = method == "l1-structured"
     if structured:
         net = prune_.prune_structured(net, targets, amount)
     else:
-        prune_.prune_unstructured(net, targets, amount, method, seed)
+        prune_.prune_unstructured(net, targets, amount, method, cfg.seed)
     rows = prune_.table(before, net, targets)
     result = CompressResult(output, "pruned-structured" if structured else "pruned", str(info), info.warning, rows,
                             {**prune_.totals(rows), "method": method, "amount": amount})
-    return _write(output, prune_.state_dict(net, structured), result, score, spec, config, sets, probe or {})
+    return _write(output, prune_.state_dict(net, structured), result, spec, cfg)
 
 
-def quantize(output: str | Path, weights: str = "untrained", dtype: str = "int8", calibration: str | Path | None = None,
-             config: str | None = None, sets: Sequence[str] = (), score: bool = True,
-             probe: dict | None = None) -> CompressResult:
-    """``stylize quantize``: static int8 PTQ of the style model's convs, calibrated on ``calibration`` images
-    (default: the bundled demo pair).
+def quantize(cfg: QuantizeConfig) -> CompressResult:
+    """``stylize quantize``: static int8 PTQ of the style model's convs, calibrated on ``cfg.calibration``
+    images (default: the bundled demo pair).
 
     Raises:
         StylizeError: bad dtype, calibration folder, weights or output; nothing is written then.
     """
-    if dtype not in DTYPES:
-        raise StylizeError(f"--dtype {dtype!r} is not supported; use {', '.join(DTYPES)}.")
-    output = _check_output(output)
+    if cfg.dtype not in DTYPES:
+        raise StylizeError(f"--dtype {cfg.dtype!r} is not supported; use {', '.join(DTYPES)}.")
+    output = _check_output(cfg.output)
+    calibration = cfg.calibration
     images = quantize_.calibration_images(calibration)
-    net, info, spec = _source(weights, config, sets)
+    net, info, spec = _source(cfg.weights, cfg.config, cfg.sets)
     q = quantize_.calibrate(net, images)
     rows = []
     for index, params in q.items():
@@ -136,4 +134,4 @@ def quantize(output: str | Path, weights: str = "untrained", dtype: str = "int8"
               "calibration": str(calibration) if calibration else "bundled demo pair",
               "params": sum(net[i].weight.numel() + net[i].bias.numel() for i in q)}
     result = CompressResult(output, "int8", str(info), info.warning, rows, totals)
-    return _write(output, quantize_.state_dict(q), result, score, spec, config, sets, probe or {}, int8=q)
+    return _write(output, quantize_.state_dict(q), result, spec, cfg, int8=q)

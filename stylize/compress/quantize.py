@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import features, images
+from ..demo import demo_pair
 from ..errors import StylizeError
 
 FORMAT = "int8"  # the value of ``stylize_format`` in an int8 file
@@ -51,8 +52,6 @@ def _quiet_torchao():
 def calibration_images(folder: str | Path | None, size: int = CALIBRATION_SIZE) -> list[torch.Tensor]:
     """(1, 3, size, size) images in [0, 1]: every image in ``folder``, or the bundled demo pair."""
     if folder is None:
-        from ..transfer import demo_pair
-
         paths = list(demo_pair())
     else:
         folder = Path(folder)

@@ -26,9 +26,8 @@ from ..config import Config, build_config
 from ..transfer import run
 from ..weights import load_features
 from . import quantize
+from .config import PROBE_SIZE, PROBE_STEPS
 
-PROBE_SIZE = 128
-PROBE_STEPS = 100
 TIMING_REPEAT = 5
 
 

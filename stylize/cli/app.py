@@ -17,12 +17,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
-from . import __version__, checkpoint, images, logs, tables, weights
-from .config import Config, build_config, to_yaml
-from .errors import StylizeError, did_you_mean
-from .outputs import AtomicFiles
-from .optimize import StepRecord
-from .transfer import run as run_transfer
+from .. import bench as bench_lib, checkpoint, images, logs, weights
+from . import tables
+from ..callbacks import Callbacks
+from ..compress.config import PruneConfig, QuantizeConfig
+from ..config import FIELDS, Config, build_config, to_yaml
+from ..errors import StylizeError
+from ..outputs import AtomicFiles
+from ..optimize import StepRecord
+from ..transfer import run as run_transfer
+from ..version import __version__
 
 log = logging.getLogger("stylize")
 
@@ -81,6 +85,8 @@ app.add_typer(weights_app, name="weights")
 
 
 _DEFAULTS = Config()
+_BENCH = bench_lib.BenchConfig()
+_PRUNE, _QUANTIZE = PruneConfig(output=""), QuantizeConfig(output="")
 _DEFAULT_TEXT = {"size": "512 on CUDA, 128 otherwise", "output": "outputs/<content>__<style>.png"}
 
 
@@ -89,6 +95,13 @@ def _help(text: str, key: str) -> str:
     value = _DEFAULT_TEXT.get(key, getattr(_DEFAULTS, key))
     shown = f"{value:g}" if isinstance(value, float) else value
     return rf"{text} \[default: {shown}]"
+
+
+def _config_flags(params: dict) -> dict:
+    """A command's options that are :class:`Config` fields, by field name (None: not given; paths as text)."""
+    named = {"weights_": "weights"}  # parameters renamed where the name is a module here
+    text = lambda v: [str(x) for x in v] if isinstance(v, list) else str(v) if isinstance(v, Path) else v  # noqa: E731
+    return {named.get(k, k): text(v) for k, v in params.items() if named.get(k, k) in FIELDS}
 
 
 def _version(value: bool) -> None:
@@ -120,7 +133,7 @@ class _ConsoleLog(logging.Handler):
         self.console.print(message, soft_wrap=True)
 
 
-class _Progress:
+class _Progress(Callbacks):
     """Per-step feedback: a loss line every ``log_every`` steps (the seed prints every 50) and, on a terminal,
     a rich progress bar with ETA and live losses. The bar appears with the first step, so setup errors and
     warnings are not mixed with an empty bar."""
@@ -136,7 +149,7 @@ class _Progress:
         """Called by the run with its schedule: the bar counts the evaluations of all sizes."""
         self.steps = sum(s.steps for s in stages)
 
-    def __call__(self, r: StepRecord) -> None:
+    def step(self, r: StepRecord) -> None:
         losses = f"total {r.total:.4g}  style {r.style:.4g}  content {r.content:.4g}"
         if self.console.is_terminal:
             if self.task is None:
@@ -161,6 +174,7 @@ class _Progress:
              "  stylize run --device dlp-sim --dlp-spec mlu270 --dlp-mode int8 --profile   # the simulated DLP\n\n"
              "  stylize run --print-config -c gatys          # show the resolved config")
 def run(
+    ctx: typer.Context,
     content: Annotated[Optional[Path], typer.Argument(help="Content image (default: the bundled demo).", show_default=False)] = None,
     style: Annotated[Optional[list[Path]], typer.Argument(help="Style image(s); several are blended (default: the bundled demo).", show_default=False)] = None,
     config: Annotated[Optional[str], typer.Option("--config", "-c", help="YAML config file (or a bundled name: default, gatys, untrained).")] = None,
@@ -194,15 +208,8 @@ def run(
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")] = False,
 ) -> None:
     """Stylize CONTENT with STYLE: writes the image, <stem>.losses.csv, <stem>.run.json and <stem>.loss.png."""
-    flags = {"content": content, "style": [str(s) for s in style] if style else None, "output": output, "size": size,
-             "steps": steps, "device": device, "weights": weights_, "init": init, "seed": seed,
-             "style_weight": style_weight, "content_weight": content_weight, "style_blend": style_blend,
-             "style_scale": style_scale, "tv_weight": tv_weight, "original_colors": original_colors,
-             "match_histogram": match_histogram, "optimizer": optimizer, "lr": lr, "pooling": pooling, "scales": scales,
-             "save_every": save_every, "checkpoint_every": checkpoint_every, "tensorboard": tensorboard,
-             "dlp_spec": dlp_spec, "dlp_mode": dlp_mode, "profile": profile}
     saved = checkpoint.load(resume)["config"] if resume else None
-    cfg = build_config(config, set_ or (), {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()}, base=saved)
+    cfg = build_config(config, set_ or (), _config_flags(ctx.params), base=saved)
     if print_config:
         print(to_yaml(cfg), end="")
         return
@@ -214,7 +221,7 @@ def run(
     progress = None if quiet else _Progress(console, cfg.log_every)
     previous_term = signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # `kill` keeps the work, like Ctrl-C
     try:
-        result = run_transfer(cfg, on_step=progress, resume=resume)
+        result = run_transfer(cfg, callbacks=progress, resume=resume)
     except KeyboardInterrupt:
         _fail("interrupted before the optimization got going; nothing was written.", 130)
     finally:
@@ -244,31 +251,22 @@ def run(
              "  stylize bench --size 512 -c gatys --repeat 7 --json bench.json\n\n"
              "  stylize bench --device all --size 256 --quality")
 def bench(
-    device: Annotated[str, typer.Option(help="cpu | cuda | dlp-sim | all (a device that is not there is reported, not an error).")] = "cpu",
-    size: Annotated[Optional[list[int]], typer.Option(help="Shorter edge in px; repeat for several. \\[default: 256, 512]", show_default=False)] = None,
-    config: Annotated[str, typer.Option("--config", "-c", help="YAML config file or bundled name: its layers, weights and loss weights.")] = "default",
+    device: Annotated[str, typer.Option(help="cpu | cuda | dlp-sim | all (a device that is not there is reported, not an error).")] = _BENCH.devices[0],
+    size: Annotated[Optional[list[int]], typer.Option(help=f"Shorter edge in px; repeat for several. \\[default: {', '.join(map(str, _BENCH.sizes))}]", show_default=False)] = None,
+    config: Annotated[str, typer.Option("--config", "-c", help="YAML config file or bundled name: its layers, weights and loss weights.")] = _BENCH.config,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)] = None,
-    repeat: Annotated[int, typer.Option(help="Timed evaluations per implementation, after one warm-up.", min=1, max=1000)] = 5,
-    quality: Annotated[bool, typer.Option("--quality", help="Also time-to-quality: how long ours takes to reach the best loss of the seed's 300 evaluations.")] = False,
+    repeat: Annotated[int, typer.Option(help="Timed evaluations per implementation, after one warm-up.", min=1, max=1000)] = _BENCH.repeat,
+    quality: Annotated[bool, typer.Option("--quality", help="Also time-to-quality: how long ours takes to reach the best loss of the seed's 300 evaluations.")] = _BENCH.quality,
     json_: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.", show_default=False)] = None,
 ) -> None:
     """Time one evaluation (forward + losses + backward) of ours against the seed's code, interleaved, on the same
     weights and images (the bundled demo pair); report medians, GFLOP/s, % of this machine's conv peak and memory."""
-    from . import bench as bench_lib  # torch-heavy module: only for this command
-
-    cfg = build_config(config, set_ or ())
-    if device.lower() not in (*bench_lib.DEVICES, "all") and not device.lower().startswith("cuda:"):
-        raise StylizeError(f"unknown device {device!r}.{did_you_mean(device.lower(), bench_lib.DEVICES)} "
-                           f"Use one of {', '.join(bench_lib.DEVICES)}, cuda:N or all.")
-    sizes = size or [256, 512]
-    for s in sizes:
-        if s < 32:
-            raise StylizeError(f"--size {s} is too small to benchmark; use 32 or more.")
+    settings = bench_lib.BenchConfig([device], size or _BENCH.sizes, config, set_ or [], repeat, quality)
     if json_ is not None:
         images.check_output_path(json_, suffixes=(".json",))
     console = Console(highlight=False)
     table = tables.BenchTable(console, quality)
-    result = bench_lib.bench([device.lower()], sizes, cfg, config, repeat=repeat, quality=quality, on_row=table.add)
+    result = bench_lib.bench(settings, on_row=table.add)
     table.finish(result)
     if json_ is not None:
         with AtomicFiles() as files:
@@ -297,6 +295,7 @@ def weights_import(
              "  stylize model -c gatys --size 512 --weights untrained\n\n"
              "  stylize model --content photo.jpg --set style_layers=[relu1_1,relu3_1] --json model.json")
 def model(
+    ctx: typer.Context,
     size: Annotated[Optional[int], typer.Option(help=_help("Shorter edge in px the shapes and FLOPs are for.", "size"), show_default=False)] = None,
     weights_: Annotated[Optional[str], typer.Option("--weights", help=_help("auto | imagenet | untrained | PATH; with auto, the recipe follows as in run.", "weights"), show_default=False)] = None,
     content: Annotated[Optional[Path], typer.Option("--content", help="Image whose aspect ratio sets the shapes (default: the bundled demo content).", show_default=False)] = None,
@@ -306,9 +305,9 @@ def model(
 ) -> None:
     """Print the style model as run builds it: each layer (both names) with its output shape, parameters and forward
     FLOPs, the content/style loss modules with their weights, where the network is cut, and totals."""
-    from . import summary  # torch-heavy module: only for this command
+    from .. import summary  # torch-heavy module: only for this command
 
-    cfg = build_config(config, set_ or (), {"size": size, "weights": weights_, "content": str(content) if content else None})
+    cfg = build_config(config, set_ or (), _config_flags(ctx.params))
     if json_ is not None:
         images.check_output_path(json_, suffixes=(".json",))
     result = summary.model_table(cfg)
@@ -324,7 +323,8 @@ def model(
                  f"FLOPs: forward {tables.si(result.forward_flops)}; per evaluation {tables.si(result.flops_per_eval)} (forward + "
                  "backward: conv input gradients and Gram backward, as `stylize bench` counts)",
                  f"memory: activations {mib(result.activation_bytes)} (each layer's output, float32, batch 1); "
-                 f"loss targets {mib(result.targets_bytes)}",
+                 f"loss targets {mib(result.targets_bytes)}; a run at this size needs about "
+                 f"{result.run_bytes / 2**30:.2f} GiB (the estimate run checks against free memory)",
                  *result.notes):
         console.print(line, soft_wrap=True)
     if json_ is not None:
@@ -342,12 +342,8 @@ _PROBE = "Probe run of the score: shorter edge in px."
 _CompressConfig = Annotated[Optional[str], typer.Option("--config", "-c", help="Config whose style model is compressed and probed \\[default: default].", show_default=False)]
 _Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)]
 _Report = Annotated[bool, typer.Option("--report/--no-report", help="Score the result on a probe stylization.")]
-_ProbeSize = Annotated[Optional[int], typer.Option(help=f"{_PROBE} \\[default: 128]", show_default=False, min=32)]
-_ProbeSteps = Annotated[Optional[int], typer.Option(help="Probe run of the score: evaluations. \\[default: 100]", show_default=False, min=1)]
-
-
-def _probe(size: Optional[int], steps: Optional[int]) -> dict:
-    return {k: v for k, v in (("size", size), ("steps", steps)) if v is not None}
+_ProbeSize = Annotated[int, typer.Option(help=_PROBE, min=32)]
+_ProbeSteps = Annotated[int, typer.Option(help="Probe run of the score: evaluations.", min=1)]
 
 
 @app.command(epilog="Examples:\n\n"
@@ -357,24 +353,24 @@ def _probe(size: Optional[int], steps: Optional[int]) -> dict:
              "  stylize run --weights pruned.pt")
 def prune(
     output: Annotated[Path, typer.Option("--output", "-o", help="The pruned state_dict (.pt); the report goes to <stem>.report.json.", show_default=False)],
-    weights_: Annotated[str, typer.Option("--weights", help="auto | imagenet | untrained | PATH: the weights to prune.")] = "auto",
-    method: Annotated[str, typer.Option(help="l1-unstructured | random-unstructured (global, the seed's) | l1-structured (whole output channels).")] = "l1-unstructured",
-    amount: Annotated[float, typer.Option(help="Fraction of the weights (unstructured, global) or of each layer's channels (structured) to remove, in (0, 1).")] = 0.3,
+    weights_: Annotated[str, typer.Option("--weights", help="auto | imagenet | untrained | PATH: the weights to prune.")] = _PRUNE.weights,
+    method: Annotated[str, typer.Option(help="l1-unstructured | random-unstructured (global, the seed's) | l1-structured (whole output channels).")] = _PRUNE.method,
+    amount: Annotated[float, typer.Option(help="Fraction of the weights (unstructured, global) or of each layer's channels (structured) to remove, in (0, 1).")] = _PRUNE.amount,
     layers: Annotated[Optional[list[str]], typer.Option("--layers", help="Convs to prune (repeatable) \\[default: every conv up to the config's last loss layer].", show_default=False)] = None,
-    config: _CompressConfig = None,
+    config: _CompressConfig = _PRUNE.config,
     set_: _Sets = None,
-    report: _Report = True,
-    probe_size: _ProbeSize = None,
-    probe_steps: _ProbeSteps = None,
+    report: _Report = _PRUNE.report,
+    probe_size: _ProbeSize = _PRUNE.probe_size,
+    probe_steps: _ProbeSteps = _PRUNE.probe_steps,
 ) -> None:
     """Prune VGG19's convs (the seed's torch.nn.utils.prune, made permanent, or channel pruning), print the
     per-layer table and the score; `stylize run --weights OUT` uses the result."""
-    from .compress import commands  # torch-heavy
+    from ..compress import commands  # torch-heavy
 
     layer_names = [n.strip() for item in layers or [] for n in item.split(",") if n.strip()]
     console = Console(highlight=False, soft_wrap=True)
-    result = commands.prune(output, weights_, method, amount, layer_names, config, set_ or (), report,
-                            probe=_probe(probe_size, probe_steps))
+    result = commands.prune(PruneConfig(output, weights_, method, amount, layer_names, config, set_ or (), report,
+                                        probe_size, probe_steps))
     if result.warning:
         _stderr().print(f"[bold yellow]warning:[/] [yellow]{result.warning}[/]", soft_wrap=True)
     console.print(f"[bold]stylize prune[/] {method} {amount:g} of {result.weights}")
@@ -398,22 +394,22 @@ def prune(
              "  stylize run --weights int8.pt; stylize run --weights int8.pt --device dlp-sim --dlp-mode int8")
 def quantize(
     output: Annotated[Path, typer.Option("--output", "-o", help="The int8 artefact (.pt); the report goes to <stem>.report.json.", show_default=False)],
-    weights_: Annotated[str, typer.Option("--weights", help="auto | imagenet | untrained | PATH: the weights to quantize.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="Weight type (per-channel, symmetric); activations are uint8 per tensor.")] = "int8",
+    weights_: Annotated[str, typer.Option("--weights", help="auto | imagenet | untrained | PATH: the weights to quantize.")] = _QUANTIZE.weights,
+    dtype: Annotated[str, typer.Option(help="Weight type (per-channel, symmetric); activations are uint8 per tensor.")] = _QUANTIZE.dtype,
     calibration: Annotated[Optional[Path], typer.Option(help="Folder of images to calibrate activation scales on \\[default: the bundled demo pair].", show_default=False)] = None,
-    config: _CompressConfig = None,
+    config: _CompressConfig = _QUANTIZE.config,
     set_: _Sets = None,
-    report: _Report = True,
-    probe_size: _ProbeSize = None,
-    probe_steps: _ProbeSteps = None,
+    report: _Report = _QUANTIZE.report,
+    probe_size: _ProbeSize = _QUANTIZE.probe_size,
+    probe_steps: _ProbeSteps = _QUANTIZE.probe_steps,
 ) -> None:
     """Static post-training int8 quantization of the convs (torchao PT2E, x86 quantizer): per-channel int8 weights
     and calibrated activation scales. Runs int8 on CPU, dequantized in `stylize run`, calibrated on dlp-sim int8."""
-    from .compress import commands  # torch-heavy
+    from ..compress import commands  # torch-heavy
 
     console = Console(highlight=False, soft_wrap=True)
-    result = commands.quantize(output, weights_, dtype, calibration, config, set_ or (), report,
-                               probe=_probe(probe_size, probe_steps))
+    result = commands.quantize(QuantizeConfig(output, weights_, dtype, calibration, config, set_ or (), report,
+                                              probe_size, probe_steps))
     t = result.totals
     if result.warning:
         _stderr().print(f"[bold yellow]warning:[/] [yellow]{result.warning}[/]", soft_wrap=True)
