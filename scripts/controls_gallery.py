@@ -1,4 +1,4 @@
-"""One stylization per artist control, on the demo pair, as a contact sheet (the README's docs/controls.jpg).
+"""One stylization per artist control, on the demo pair, as a contact sheet (docs/controls.jpg).
 
 Each control runs on the bundled demo images at a small size with seeded untrained weights (the untrained
 recipe: no ImageNet weights on our machines), and the sheet shows them side by side with a label. The second

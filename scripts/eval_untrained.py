@@ -5,7 +5,7 @@ results, prints grayscale SSIM to the content and the colour-histogram distance 
 contact sheet (content | style | seed recipe | untrained recipe, one row per pair).
 
     python scripts/eval_untrained.py                            # demo pair + scikit-image's chelsea -> /tmp/untrained-eval
-    python scripts/eval_untrained.py --demo-sheet docs/untrained.png   # also the README's sheet (repo images only)
+    python scripts/eval_untrained.py --demo-sheet docs/untrained.png   # also docs/untrained.png (repo images only)
     python scripts/eval_untrained.py --pair photo.jpg painting.jpg --size 256 --steps 200
     python scripts/eval_untrained.py --size 128 --variant sw10 style_weight=10 --variant max style_weight=10 pooling=max
 

@@ -40,7 +40,7 @@ def _layers(*names: str) -> dict[str, float]:
 
 @dataclass
 class Config:
-    """Everything a run needs. Field comments are the reference (README's config table mirrors them)."""
+    """Everything a run needs. Field comments are the reference (docs/configuration.md's config table mirrors them)."""
 
     content: str | None = None  # content image path; none = the bundled demo content
     style: list[str] | None = None  # style image path(s); several are blended (style_blend); none = the bundled demo style

@@ -176,7 +176,7 @@ def test_recipe_keeps_the_content_and_takes_the_styles_colours():
 
     Structure: grayscale SSIM to the content at least 0.25 and at least 4x the SSIM the style image itself has with
     the content (0.06 here: what an image with none of the content's structure scores). Measured: 0.39 (the seed's
-    recipe on the same weights: 0.28; at 192 px 0.154 vs 0.150, on a photo 0.273 vs 0.219: see README).
+    recipe on the same weights: 0.28; at 192 px 0.154 vs 0.150, on a photo 0.273 vs 0.219: see docs/untrained-recipe.md).
     Colour: joint-RGB-histogram distance to the style at most half the content's. Measured: 0.29 vs 0.99.
     """
     structural_similarity = pytest.importorskip("skimage.metrics").structural_similarity
