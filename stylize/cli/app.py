@@ -100,7 +100,7 @@ def _help(text: str, key: str) -> str:
 def _config_flags(params: dict) -> dict:
     """A command's options that are :class:`Config` fields, by field name (None: not given; paths as text)."""
     named = {"weights_": "weights"}  # parameters renamed where the name is a module here
-    text = lambda v: [str(x) for x in v] if isinstance(v, list) else str(v) if isinstance(v, Path) else v  # noqa: E731
+    text = lambda v: ([str(x) for x in v] or None) if isinstance(v, (list, tuple)) else str(v) if isinstance(v, Path) else v  # noqa: E731
     return {named.get(k, k): text(v) for k, v in params.items() if named.get(k, k) in FIELDS}
 
 
