@@ -1,7 +1,7 @@
 """Coarse to fine: the sizes a run optimizes at (``scales``), and each stage's images.
 
 Each stage starts from the previous stage's result: the change it made to its (downsized) init, upsampled and
-added to this stage's init, so a content or image init keeps its fine detail (see :func:`transfer.run`).
+added to this stage's init, so a content or image init keeps its fine detail (see :func:`stages.run_stages`).
 """
 
 from __future__ import annotations
