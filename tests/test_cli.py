@@ -262,3 +262,30 @@ def test_atomic_files_write_nothing_when_one_target_is_a_folder(tmp_path):
             files.stage(tmp_path / "a.txt").write_text("a")
             files.stage(tmp_path / "x.json").write_text("b")
     assert files_under(tmp_path) == [] and (tmp_path / "x.json").is_dir()
+
+
+def test_command_defaults_come_from_the_typed_configs():
+    """One source of defaults per command: the CLI's equal the typed config's, which the Python API uses."""
+    import dataclasses
+
+    import typer.main
+
+    from stylize.bench import BenchConfig
+    from stylize.compress.config import PruneConfig, QuantizeConfig
+
+    commands = typer.main.get_command(app).commands
+    named = {"weights_": "weights", "set_": "sets", "device": "devices", "size": "sizes"}
+    for command, typed in (("prune", PruneConfig(output="")), ("quantize", QuantizeConfig(output="")),
+                           ("bench", BenchConfig())):
+        fields = {f.name: getattr(typed, f.name) for f in dataclasses.fields(typed)}
+        for param in commands[command].params:
+            key = named.get(param.name, param.name)
+            if key not in fields or param.name in ("set_", "output") or param.default is None:
+                continue
+            want = fields[key][0] if key == "devices" else fields[key]
+            assert param.default == want, (command, param.name, param.default, want)
+    # run: every option that is a Config field defaults to None ("not given"), so Config's default applies
+    for param in commands["run"].params:
+        if param.name in ("quiet", "print_config", "ctx"):
+            continue
+        assert param.default in (None, [], ()), (param.name, param.default)
