@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import bench, features, losses
+from .. import bench, devices, features, losses
 from ..config import Config, build_config
 from ..transfer import run
 from ..weights import load_features
@@ -110,7 +110,8 @@ def score(original: str, compressed: str | Path, config: str | None = None, sets
     original_bytes = fp32_bytes(net)
     report["file_bytes"] = {"original_fp32": original_bytes, "compressed": compressed_bytes,
                             "ratio": compressed_bytes / original_bytes}
-    evals = {"original": bench._Ours(net, content, style, cfg), "compressed": bench._Ours(small, content, style, cfg)}
+    cpu = devices.resolve("cpu")
+    evals = {name: bench._Ours(cpu, n, content, style, cfg) for name, n in (("original", net), ("compressed", small))}
     report["eval_time"] = _summary(_interleaved(evals, repeat), "original", "compressed")
     report["eval_time"]["what"] = "one evaluation (forward + losses + backward), fp32, bench's path"
     if int8 is not None:
