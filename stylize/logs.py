@@ -32,16 +32,19 @@ def write_json(data: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def versions() -> dict[str, str]:
+def versions() -> dict[str, Any]:
+    """Library versions and the CPU's kernels (``cpu``: ATen's ISA, oneDNN's, whether its int8 conv saturates):
+    the same run gives other numbers on another ISA."""
     from importlib.metadata import version
 
     import PIL
     import torch
 
-    from . import __version__
+    from . import __version__, cpu
 
     return {"stylize": __version__, "torch": torch.__version__, "torchvision": version("torchvision"),
-            "pillow": PIL.__version__, "python": platform.python_version(), "platform": platform.platform()}
+            "pillow": PIL.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "cpu": cpu.report()}
 
 
 def plot_losses(history: Sequence[StepRecord], path: Path, title: str = "") -> None:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import features, images
+from .. import cpu, features, images
 from ..errors import StylizeError
 
 FORMAT = "int8"  # the value of ``stylize_format`` in an int8 file
@@ -163,21 +163,42 @@ def dequantized_features(q: dict, upto: int, pooling: str, source: str = "int8 f
 
 def int8_kernel_available() -> bool:
     """Whether this torch has oneDNN's quantized conv (x86/aarch64 CPU builds with mkldnn)."""
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qconv2d_pointwise")
+    return cpu.int8_kernel_available()
 
 
-def quantize_activation(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
-    """uint8 codes of ``x`` with the calibrated per-tensor scale and zero point (saturating)."""
-    return torch.clamp(torch.round(x / scale) + zero_point, 0, 255).to(torch.uint8)
+def activation_bits() -> int:
+    """8, or 7 where the int8 kernel's int16 pair sums would saturate: 2 x 127 x 128 = 32512 fits int16, 2 x 255 x
+    128 does not (the reason x86 quantizers offer ``reduce_range``)."""
+    return 7 if cpu.int8_pairs_saturate() else 8
+
+
+def quantize_activation(x: torch.Tensor, scale: float, zero_point: int, qmax: int = 255) -> torch.Tensor:
+    """uint8 codes in [0, qmax] of ``x`` with a per-tensor scale and zero point (saturating)."""
+    return torch.clamp(torch.round(x / scale) + zero_point, 0, qmax).to(torch.uint8)
+
+
+def reduce_range(scale: float, zero_point: int, bits: int) -> tuple[float, int, int]:
+    """The artefact's 8-bit activation (scale, zero point) moved to ``bits`` bits over the same float range:
+    (scale, zero point, qmax). The artefact stays one portable file; the machine picks its range at load."""
+    qmax = 2**bits - 1
+    if bits == 8:
+        return scale, zero_point, qmax
+    return scale * 255 / qmax, min(qmax, max(0, round(zero_point * qmax / 255))), qmax
 
 
 class Int8Conv(nn.Module):
     """A 3x3 conv run by oneDNN's int8 kernel: input quantized with its calibrated (scale, zero point) to uint8,
-    per-channel int8 weights, int32 accumulation, fp32 out (+ bias, optionally + ReLU)."""
+    per-channel int8 weights, int32 accumulation, fp32 out (+ bias, optionally + ReLU).
 
-    def __init__(self, params: dict[str, torch.Tensor], relu: bool = False):
+    ``bits``: the activations' width, 8, or 7 on CPUs whose kernel saturates at 8 (:func:`activation_bits`,
+    the default); ``x_scale``, ``x_zp`` and ``qmax`` are the ones in use.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], relu: bool = False, bits: int | None = None):
         super().__init__()
-        self.x_scale, self.x_zp = float(params["input_scale"]), int(params["input_zero_point"])
+        self.bits = activation_bits() if bits is None else bits
+        self.x_scale, self.x_zp, self.qmax = reduce_range(float(params["input_scale"]),
+                                                          int(params["input_zero_point"]), self.bits)
         self.relu = relu
         self.register_buffer("w_scale", params["weight_scale"].float())
         self.register_buffer("w_zp", torch.zeros(len(params["weight_scale"]), dtype=torch.int64))
@@ -188,7 +209,7 @@ class Int8Conv(nn.Module):
                        if int8_kernel_available() else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xq = quantize_activation(x, self.x_scale, self.x_zp)
+        xq = quantize_activation(x, self.x_scale, self.x_zp, self.qmax)
         if self.packed is None:  # no int8 kernel in this build: the same arithmetic in fp32 (reference)
             y = F.conv2d((xq.float() - self.x_zp) * self.x_scale, self.weight_ref, self.bias, padding=1)
             return y.relu_() if self.relu else y
@@ -199,11 +220,12 @@ class Int8Conv(nn.Module):
 
 
 def int8_features(q: dict, upto: int, pooling: str = "max", fuse_relu: bool = True,
-                  source: str = "int8 file") -> nn.Sequential:
+                  source: str = "int8 file", activation_bits: int | None = None) -> nn.Sequential:
     """Inference-only VGG19 features up to ``upto`` on int8 kernels (input: a *normalized* image).
 
     With ``fuse_relu`` each conv followed by its ReLU becomes one kernel (the ReLU becomes an Identity, so
     indices still match ``features``; a caller that needs pre-ReLU outputs passes ``fuse_relu=False``).
+    ``activation_bits``: None picks 8, or 7 where the kernel would saturate (:func:`activation_bits`).
     """
     _check_reach(q, upto, source)
     plain = features.vgg19_features(upto, pooling)
@@ -212,7 +234,7 @@ def int8_features(q: dict, upto: int, pooling: str = "max", fuse_relu: bool = Tr
     for i, m in enumerate(plain):
         if isinstance(m, nn.Conv2d):
             fuse = fuse_relu and i + 1 < len(plain) and isinstance(plain[i + 1], nn.ReLU)
-            net.add_module(str(i), Int8Conv(q[i], relu=fuse))
+            net.add_module(str(i), Int8Conv(q[i], relu=fuse, bits=activation_bits))
             skip = fuse
         else:
             net.add_module(str(i), nn.Identity() if skip else m)
