@@ -9,6 +9,7 @@ A checkpoint is one ``torch.save`` file of plain tensors, numbers, strings, list
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from .config import Config
 from .errors import StylizeError
 from .optimize import LoopState, StepRecord
 from .outputs import AtomicFiles
-from .weights import sha256
+from .weights import safe_load, sha256
+
+log = logging.getLogger("stylize")
 
 FORMAT = "stylize-checkpoint/1"
 # Keys that only say where and how often to write: they may differ between a run and its resumption.
@@ -50,9 +53,13 @@ def portable(cfg: Config) -> Config:
 
 
 def save(path: Path, cfg: Config, inputs: Mapping[str, str], weights: str, stage: int, earlier: list[StepRecord],
-         state: LoopState) -> None:
+         state: LoopState) -> bool:
     """Write the checkpoint atomically: ``earlier`` are the records of the stages before ``stage``; ``weights``
-    is what ``cfg.weights`` resolved to (``auto`` can mean ImageNet on one day and untrained on another)."""
+    is what ``cfg.weights`` resolved to (``auto`` can mean ImageNet on one day and untrained on another).
+
+    A checkpoint that cannot be written (a full disk) is a warning, not the end of the run: returns False, and
+    the previous checkpoint, if any, stays as it was.
+    """
     data = _plain({
         "format": FORMAT,
         "config": dataclasses.asdict(cfg),
@@ -64,8 +71,20 @@ def save(path: Path, cfg: Config, inputs: Mapping[str, str], weights: str, stage
                  "best": None if state.best is None else dataclasses.asdict(state.best)},
         "weights": weights,
     })
-    with AtomicFiles() as files:
-        torch.save(data, files.stage(path))
+    reason = None
+    try:
+        with AtomicFiles() as files:
+            staged = files.stage(path)
+            try:
+                torch.save(data, staged)
+            except (OSError, RuntimeError) as e:  # torch's zip writer reports a failed write as a RuntimeError
+                reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0][:160]
+                raise
+    except (StylizeError, OSError, RuntimeError) as e:
+        log.warning("checkpoint %s not saved (%s); the run goes on, and the previous checkpoint, if any, is kept.",
+                    path, reason or str(e).removesuffix("."))
+        return False
+    return True
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -74,7 +93,7 @@ def load(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise StylizeError(f"checkpoint not found: {path}. Give the <stem>.ckpt a run with --checkpoint-every wrote.")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = safe_load(path)
     except Exception:
         data = None
     if not isinstance(data, dict) or data.get("format") != FORMAT:

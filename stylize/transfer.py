@@ -25,7 +25,7 @@ from . import board, checkpoint, colors, devices, features, fused, images, logs,
 from .config import MIN_SIZE, Config, build_config, resolve_recipe, stage_of
 from .errors import StylizeError
 from .optimize import LoopState, OptimizeResult, StepRecord, optimize
-from .outputs import AtomicFiles
+from .outputs import AtomicFiles, check_step_files
 from .weights import WeightsInfo, load_features
 
 log = logging.getLogger("stylize")
@@ -159,6 +159,7 @@ def _check_outputs(paths: dict[str, Path], cfg: Config, inputs: list[Path]) -> N
         for given in inputs:
             if path.exists() and given.exists() and path.samefile(given):
                 raise StylizeError(f"the {kind} output {path} is the input {given}; refusing to overwrite it. Choose another -o.")
+    check_step_files(paths["image"], cfg.save_every, inputs)  # issue 14: --save-every's files too
 
 
 def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write: bool = True,
@@ -409,7 +410,7 @@ def _write(out: RunResult, paths: dict[str, Path], content: Path, styles: list[P
         "timings": out.timings, "versions": logs.versions(),
         "config": dataclasses.asdict(out.config),
     }
-    with AtomicFiles() as files:
+    with AtomicFiles(keep_written=paths.values()) as files:  # issue 14: a full disk keeps the image
         images.save_image(out.image, files.stage(paths["image"]), paths["image"])
         logs.write_csv(out.history, files.stage(paths["csv"]))
         logs.write_json(summary, files.stage(paths["json"]))

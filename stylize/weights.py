@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import socket
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -156,9 +157,17 @@ def _imagenet_file() -> Path:
     return path
 
 
+def safe_load(path: Path):
+    """``torch.load(weights_only=True)`` (no code in a pickle ever runs), without torch's warnings: a plain
+    pickle or an old protocol makes torch print a two-line UserWarning before our one-line error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def _load_file(path: Path, what: str) -> dict[str, torch.Tensor]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = safe_load(path)
     except Exception:  # torch.load raises many types, with cryptic messages, for non-checkpoints
         raise StylizeError(f"cannot read {what} {path}: not a PyTorch state_dict. "
                            "Give a file saved with torch.save(model.state_dict()).") from None

@@ -7,6 +7,7 @@ them with it. ``load("textbook")`` reads a bundled spec; ``load("my.yaml")`` any
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -58,7 +59,9 @@ def load(name_or_path: str | Path = DEFAULT) -> DeviceSpec:
         hint = did_you_mean(key.lower(), specs) or " Check the path."
         raise StylizeError(f"dlp_spec: '{key}' is neither a bundled spec ({', '.join(specs)}) nor a YAML file.{hint}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        from ..config import safe_yaml  # config imports this module inside a function: no cycle at import
+
+        data = safe_yaml(path.read_text(encoding="utf-8"), f"dlp_spec: {path}")
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -66,6 +69,11 @@ def load(name_or_path: str | Path = DEFAULT) -> DeviceSpec:
     except (OSError, UnicodeDecodeError) as e:
         raise StylizeError(f"dlp_spec: cannot read {path}: {e}") from None
     return from_dict(data, str(path))
+
+
+def _show(value: Any) -> str:
+    text = reprlib.repr(value)  # bounded: a spec value can be a huge nested list
+    return text
 
 
 def from_dict(data: Any, where: str = "spec") -> DeviceSpec:
@@ -80,6 +88,8 @@ def from_dict(data: Any, where: str = "spec") -> DeviceSpec:
     if missing:
         raise StylizeError(f"dlp_spec: {where}: missing {', '.join(missing)}. See configs/dlp/textbook.yaml for a complete spec.")
     out = dict(data)
+    if not isinstance(out["name"], (str, int, float)) or isinstance(out["name"], bool):
+        raise StylizeError(f"dlp_spec: {where}: name: expected a name, got {_show(out['name'])}")
     out["name"] = str(out["name"])
     for key in ("cores", "clock_ghz", "nram_kb", "wram_kb", "dram_gbps", "dma_setup_ns", "sram_kb"):
         if key not in out:
@@ -91,13 +101,13 @@ def from_dict(data: Any, where: str = "spec") -> DeviceSpec:
             number = float("nan")
         low = 0 if key in ("dma_setup_ns", "sram_kb") else 1e-9
         if isinstance(value, bool) or not number >= low or number == float("inf"):
-            raise StylizeError(f"dlp_spec: {where}: {key}: expected a positive number, got {value!r}")
+            raise StylizeError(f"dlp_spec: {where}: {key}: expected a positive number, got {_show(value)}")
         out[key] = int(number) if key == "cores" else number
     for key in ("mac_per_cycle", "vector_per_cycle"):
         rates = out[key]
         if not isinstance(rates, dict) or set(rates) != set(MODES) or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in rates.values()):
-            raise StylizeError(f"dlp_spec: {where}: {key}: expected positive whole numbers for each of {', '.join(MODES)}, got {rates!r}")
+            raise StylizeError(f"dlp_spec: {where}: {key}: expected positive whole numbers for each of {', '.join(MODES)}, got {_show(rates)}")
     spec = DeviceSpec(**out)
     if spec.nram_bytes < 4096 or spec.wram_bytes < 4096:
         raise StylizeError(f"dlp_spec: {where}: nram_kb and wram_kb must be at least 4 (a 3x3 kernel's tiles must fit)")
