@@ -409,7 +409,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())[:200]  # one line, whatever PyYAML says
         raise StylizeError(f"{path}: invalid YAML{where}: {problem}. Fix the file's syntax.") from None
     except (OSError, UnicodeDecodeError) as e:
         raise StylizeError(f"cannot read config file {path}: {e}") from None

@@ -116,19 +116,44 @@ def state_dict(q: dict[int, dict[str, torch.Tensor]]) -> dict:
 
 
 def qparams(state: dict, source: str = "int8 file") -> dict[int, dict[str, torch.Tensor]]:
-    """Back from :func:`state_dict`: ``{features index: params}``, every field checked."""
+    """Back from :func:`state_dict`: ``{features index: params}``, every field checked (key, dtype, shape, finite
+    values) against VGG19's layer table before anything is allocated from it."""
     out: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in state.items():
         if key == "stylize_format":
             continue
-        parts = key.split(".")
+        parts = key.split(".") if isinstance(key, str) else []
         if len(parts) != 3 or parts[0] != "features" or not parts[1].isdigit() or not isinstance(value, torch.Tensor):
-            raise StylizeError(f"{source} is not a valid int8 file: unexpected entry {key!r}. Quantize again with `stylize quantize`.")
+            raise StylizeError(f"{source} is not a valid int8 file: unexpected entry {str(key)[:60]!r}. "
+                               "Quantize again with `stylize quantize`.")
         out.setdefault(int(parts[1]), {})[parts[2]] = value
+    shapes = features.conv_shapes()
     fields = {"weight_int8", "weight_scale", "bias", "input_scale", "input_zero_point"}
     for index, params in out.items():
-        if set(params) != fields or params["weight_int8"].dtype != torch.int8:
-            raise StylizeError(f"{source} is not a valid int8 file: conv features.{index} has {sorted(params)}. "
+        where = f"{source} is not a valid int8 file: conv features.{index}"
+        if index not in shapes:
+            raise StylizeError(f"{source} is not a valid int8 file: features.{index} is no VGG19 conv. "
+                               "Quantize again with `stylize quantize`.")
+        if set(params) != fields:
+            raise StylizeError(f"{where} has {sorted(params)}, not {sorted(fields)}. Quantize again with `stylize quantize`.")
+        cout = shapes[index][0]
+        expected = {"weight_int8": (shapes[index], (torch.int8,)),
+                    "weight_scale": ((cout,), (torch.float32, torch.float64, torch.float16, torch.bfloat16)),
+                    "bias": ((cout,), (torch.float32, torch.float64, torch.float16, torch.bfloat16)),
+                    "input_scale": ((), (torch.float32, torch.float64)),
+                    "input_zero_point": ((), (torch.int64, torch.int32, torch.uint8))}
+        for name, (shape, dtypes) in expected.items():
+            t = params[name]
+            if tuple(t.shape) != shape or t.dtype not in dtypes or t.layout != torch.strided:
+                raise StylizeError(f"{where}: {name} is {t.dtype} {tuple(t.shape)}, expected "
+                                   f"{dtypes[0]} {shape}. Quantize again with `stylize quantize`.")
+        for name in ("weight_scale", "bias", "input_scale"):
+            t = params[name]
+            if not bool(torch.isfinite(t).all()) or (name != "bias" and not bool((t > 0).all())):
+                raise StylizeError(f"{where}: {name} holds non-finite{'' if name == 'bias' else ' or non-positive'} "
+                                   "values. Quantize again with `stylize quantize`.")
+        if not 0 <= int(params["input_zero_point"]) <= 255:
+            raise StylizeError(f"{where}: input_zero_point {int(params['input_zero_point'])} is outside 0..255 (uint8). "
                                "Quantize again with `stylize quantize`.")
     return dict(sorted(out.items()))
 

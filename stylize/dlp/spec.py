@@ -65,7 +65,8 @@ def load(name_or_path: str | Path = DEFAULT) -> DeviceSpec:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise StylizeError(f"dlp_spec: {path}: invalid YAML{where}: {getattr(e, 'problem', None) or e}. Fix the file's syntax.") from None
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())  # one line, whatever PyYAML says
+        raise StylizeError(f"dlp_spec: {path}: invalid YAML{where}: {problem[:200]}. Fix the file's syntax.") from None
     except (OSError, UnicodeDecodeError) as e:
         raise StylizeError(f"dlp_spec: cannot read {path}: {e}") from None
     return from_dict(data, str(path))
