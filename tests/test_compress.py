@@ -190,6 +190,18 @@ def test_int8_kernel_at_8_bits_is_exact_with_vnni_and_saturates_pairs_without(ca
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-3) and not torch.allclose(got, other, rtol=1e-4, atol=1e-3)
 
 
+def test_int8_report_and_run_json_name_the_isa_and_the_width(calibrated, pair, tmp_path):
+    from stylize import stylize
+    from stylize.compress import report
+
+    net, q = calibrated
+    r = report.int8_inference(net, q, max(q), "max", quantize.calibration_images(None, 48)[0], repeat=1)
+    assert r["activation_bits"] == quantize.activation_bits() and r["cpu"] == cpu.report()
+    assert r["relative_error"] < INT8_REL_ERROR and f"uint{r['activation_bits']} x int8" in r["kernel"]
+    stylize(*pair, tmp_path / "o.png", size=32, steps=2, device="cpu", scales="none", weights="untrained")
+    assert json.loads((tmp_path / "o.run.json").read_text())["versions"]["cpu"] == json.loads(json.dumps(cpu.report()))
+
+
 def test_reduced_range_keeps_the_float_range():
     scale, zp, qmax = quantize.reduce_range(0.02, 113, 7)
     assert qmax == 127 and zp == round(113 * 127 / 255) and scale == pytest.approx(0.02 * 255 / 127)

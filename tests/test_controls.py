@@ -208,6 +208,7 @@ def test_tensorboard_logs_every_loss_term_and_images(pair, tmp_path):
 
 # ---- determinism, checkpoints, resume -------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cpu_runs_are_bitwise_repeatable(pair):
     a = stylize(*pair, write=False, **{**TINY, "size": 48, "steps": 30, "scales": "auto"})
     b = stylize(*pair, write=False, **{**TINY, "size": 48, "steps": 30, "scales": "auto"})
@@ -226,6 +227,7 @@ class _StopAt:
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [{}, {"scales": "24:5,32", "size": None}], ids=["one size", "two sizes"])
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(pair, tmp_path, extra):
     settings = {**RESUMABLE, **extra}
@@ -239,6 +241,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(pair, tmp_path,
     assert [r.step for r in resumed.history] == [r.step for r in whole.history]
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_config_and_shows_the_difference(pair, tmp_path):
     stylize(*pair, tmp_path / "r.png", **RESUMABLE, on_step=_StopAt(5))
     with pytest.raises(StylizeError, match=r"style_weight: 1000000.0 in the checkpoint, 5.0 now"):
@@ -249,6 +252,7 @@ def test_resume_refuses_another_config_and_shows_the_difference(pair, tmp_path):
         stylize(resume=tmp_path / "r.ckpt")
 
 
+@pytest.mark.slow
 def test_cli_resume_and_bad_checkpoint(pair, tmp_path):
     out = tmp_path / "c.png"
     args = ["--size", "32", "--steps", "6", "--device", "cpu", "--weights", "untrained", "--scales", "none", "-q"]
@@ -348,6 +352,7 @@ def test_guard_off_keeps_the_seeds_behaviour():
     assert result.events == [] and result.output is None and len(result.history) == 30
 
 
+@pytest.mark.slow
 def test_guard_events_reach_run_json(pair, tmp_path, monkeypatch):
     from stylize import optimize as optimize_module
 
@@ -369,6 +374,7 @@ def test_guard_events_reach_run_json(pair, tmp_path, monkeypatch):
 
 # ---- found in review ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_stage_sizes_match_the_resized_content_for_any_aspect(tmp_path, make_image):
     content = tmp_path / "c43.png"
     make_image(512, 384, 3).save(content)  # 4:3, where a stage's own rounding can differ from the image's by 1 px
@@ -376,6 +382,7 @@ def test_stage_sizes_match_the_resized_content_for_any_aspect(tmp_path, make_ima
     assert [r.size for r in result.history] == [48] * 3 + [64] * 3 and result.image.shape[-2:] == (64, 85)
 
 
+@pytest.mark.slow
 def test_guard_events_of_every_stage_reach_run_json(pair, tmp_path, monkeypatch):
     from stylize import optimize as optimize_module
 

@@ -128,6 +128,7 @@ def test_prune_refuses_to_replace_its_source(untrained_file, tmp_path):
 # ---- names -----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_file_name_that_is_not_utf8_runs_and_writes_everything(pair, tmp_path):
     raw = os.fsencode(tmp_path) + b"/caf\xe9-\xff.png"  # Latin-1 bytes: not valid UTF-8
     os.rename(pair[0], raw)
@@ -184,6 +185,7 @@ def test_quiet_prints_no_status_lines(pair, tmp_path):
 # ---- what a SIGKILL leaves ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_temporaries_of_a_killed_writer_are_removed_by_the_next_and_a_live_ones_kept(tmp_path):
     code = ("import sys, time; from stylize.outputs import AtomicFiles; f = AtomicFiles(); "
             "f.stage(sys.argv[1]).write_text('half'); print('staged', flush=True); time.sleep(120)")
