@@ -300,6 +300,7 @@ SPEC_CASES = {
     "name a list": SPEC.replace("name: fuzz", "name: [a, b]"),
     "tiny buffers": SPEC.replace("nram_kb: 512", "nram_kb: 1"),
     "python tag": SPEC + f"x: !!python/object/apply:os.system ['touch {PWNED}']\n",
+    "nested 5000 deep": "x: " + "[" * 5000 + "]" * 5000 + "\n" + SPEC,
     "alias bomb": "a: &a [1,1,1,1,1,1,1,1,1]\n" + "".join(
         f"b{i}: &b{i} [{', '.join([f'*b{i - 1}' if i else '*a'] * 9)}]\n" for i in range(6)) + SPEC,
 }

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from ..errors import StylizeError, did_you_mean
+from ..yamlsafe import safe_yaml
 
 MODES = ("fp32", "fp16", "int8")
 DEFAULT = "textbook"
@@ -59,9 +60,9 @@ def load(name_or_path: str | Path = DEFAULT) -> DeviceSpec:
         hint = did_you_mean(key.lower(), specs) or " Check the path."
         raise StylizeError(f"dlp_spec: '{key}' is neither a bundled spec ({', '.join(specs)}) nor a YAML file.{hint}")
     try:
-        from ..config import safe_yaml  # config imports this module inside a function: no cycle at import
-
         data = safe_yaml(path.read_text(encoding="utf-8"), f"dlp_spec: {path}")
+    except RecursionError:
+        raise StylizeError(f"dlp_spec: {path}: the YAML nests too deeply. Fix the file.") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
