@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -20,6 +21,7 @@ import yaml
 
 from . import features
 from .errors import StylizeError, did_you_mean
+from .yamlsafe import safe_yaml
 
 DEVICES = ("auto", "cpu", "cuda", "dlp-sim")
 WEIGHTS = ("auto", "imagenet", "untrained")
@@ -94,12 +96,23 @@ def _fail(name: str, message: str) -> StylizeError:
     return StylizeError(f"{name}: {message}")
 
 
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxstring, _SHOW.maxother = 2, 6, 6, 60, 60
+
+
+def _show(value: Any) -> str:
+    """A value for an error message, bounded: an alias-nested YAML list can be huge, and its repr in a message
+    took 78 s, 3.3 GB and printed 400 MB."""
+    text = _SHOW.repr(value)
+    return text if len(text) <= 120 else f"{text[:100]}...{text[-15:]}"
+
+
 def _number(name: str, value: Any, kind: type, low: float, high: float | None = None) -> int | float:
     """Parse and range-check a number. YAML reads ``1e6`` as a string and ``--set`` gives strings, so any
     spelling Python's ``float()`` reads is accepted; a whole-number field takes ``300``, ``300.0`` or ``3e2``."""
     what = "a whole number" if kind is int else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise _fail(name, f"expected {what}, got {value!r}")
+        raise _fail(name, f"expected {what}, got {_show(value)}")
     try:
         number = int(value) if isinstance(value, int) and kind is int else float(value)
         if kind is int and isinstance(number, float):
@@ -107,14 +120,14 @@ def _number(name: str, value: Any, kind: type, low: float, high: float | None = 
                 raise ValueError
             number = int(number)
     except (ValueError, OverflowError):
-        raise _fail(name, f"expected {what}, got {value!r}") from None
+        raise _fail(name, f"expected {what}, got {_show(value)}") from None
     def show(x: float) -> str:
         return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
     allowed = f">= {show(low)}" if high is None else f"between {show(low)} and {show(high)}"
     if (isinstance(number, float) and math.isnan(number)) or number < low or (high is not None and number > high) \
             or (kind is float and math.isinf(number)):
-        raise _fail(name, f"{value!r} is out of range: allowed {allowed}")
+        raise _fail(name, f"{_show(value)} is out of range: allowed {allowed}")
     return number if kind is int else float(number)
 
 
@@ -126,15 +139,15 @@ def _layer_weights(name: str, value: Any) -> dict[str, float]:
         value = [v.strip() for v in value.split(",") if v.strip()]
     if isinstance(value, Sequence):
         if not all(isinstance(v, str) for v in value):
-            raise _fail(name, f"expected a list of layer names, got {value!r}")
+            raise _fail(name, f"expected a list of layer names, got {_show(value)}")
         value = {v: 1.0 for v in value}
     if not isinstance(value, Mapping):
-        raise _fail(name, f"expected a list of layer names or a mapping layer: weight, got {value!r}")
+        raise _fail(name, f"expected a list of layer names or a mapping layer: weight, got {_show(value)}")
     out: dict[str, float] = {}
     seen: dict[int, str] = {}
     for layer_name, weight in value.items():
         if not isinstance(layer_name, str):
-            raise _fail(name, f"expected layer names such as conv_1 or conv4_2, got {layer_name!r}")
+            raise _fail(name, f"expected layer names such as conv_1 or conv4_2, got {_show(layer_name)}")
         try:
             index = features.layer(layer_name).index
         except StylizeError as e:
@@ -149,7 +162,7 @@ def _layer_weights(name: str, value: Any) -> dict[str, float]:
 def _choice_or_path(name: str, value: Any, choices: Sequence[str]) -> str:
     """A keyword (case-insensitive) or the path of an existing file."""
     if not isinstance(value, str) or not value:
-        raise _fail(name, f"expected one of {', '.join(choices)} or a file path, got {value!r}")
+        raise _fail(name, f"expected one of {', '.join(choices)} or a file path, got {_show(value)}")
     if value.lower() in choices:
         return value.lower()
     if not Path(value).is_file():
@@ -165,7 +178,7 @@ def _bool(name: str, value: Any) -> bool:
         return value
     if isinstance(value, str) and value.lower() in words:
         return words[value.lower()]
-    raise _fail(name, f"expected true or false, got {value!r}")
+    raise _fail(name, f"expected true or false, got {_show(value)}")
 
 
 def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
@@ -173,7 +186,7 @@ def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
     if isinstance(value, str) and value.lower() in choices:
         return value.lower()
     hint = did_you_mean(str(value).lower(), choices) if isinstance(value, str) else ""
-    raise _fail(name, f"unknown value {value!r}.{hint} Allowed: {', '.join(choices)}")
+    raise _fail(name, f"unknown value {_show(value)}.{hint} Allowed: {', '.join(choices)}")
 
 
 def _paths(name: str, value: Any) -> list[str] | None:
@@ -182,7 +195,7 @@ def _paths(name: str, value: Any) -> list[str] | None:
         return None
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, Sequence) or not items or not all(isinstance(v, str) and v for v in items):
-        raise _fail(name, f"expected a file path or a list of them, got {value!r}")
+        raise _fail(name, f"expected a file path or a list of them, got {_show(value)}")
     return list(items)
 
 
@@ -193,7 +206,7 @@ def _numbers(name: str, value: Any) -> list[float] | None:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",")]
     if not isinstance(value, Sequence) or not value:
-        raise _fail(name, f"expected a list of numbers such as 0.7,0.3, got {value!r}")
+        raise _fail(name, f"expected a list of numbers such as 0.7,0.3, got {_show(value)}")
     return [_number(f"{name}[{i}]", v, float, 0.0) for i, v in enumerate(value)]
 
 
@@ -204,7 +217,7 @@ def _scales(value: Any) -> str | list[int | str]:
     items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
     hint = "Use auto, none, ladder or sizes such as 256,512 or 256:100,512"
     if not isinstance(items, Sequence) or isinstance(items, str) or not items:
-        raise _fail("scales", f"expected auto, none, ladder or a list of sizes, got {value!r}. {hint}")
+        raise _fail("scales", f"expected auto, none, ladder or a list of sizes, got {_show(value)}. {hint}")
     out: list[int | str] = []
     for item in items:
         size, sep, steps = str(item).partition(":")
@@ -221,77 +234,117 @@ def stage_of(entry: int | str) -> tuple[int, int | None]:
     return int(size), int(steps) if steps else None
 
 
+def _path_or_none(name: str, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise _fail(name, f"expected a file path, got {_show(value)}")
+    return value
+
+
+def _blend(value: Any) -> list[float] | None:
+    weights = _numbers("style_blend", value)
+    if weights is not None and sum(weights) <= 0:
+        raise _fail("style_blend", "the weights are all 0: give at least one positive weight.")
+    return weights
+
+
+def _blowup(value: Any) -> float:
+    factor = _number("blowup_factor", value, float, 0.0)
+    if 0 < factor <= 1:
+        raise _fail("blowup_factor", f"{factor!r} would flag every step that is not a new best: "
+                                     "use a factor above 1 (default 10), or 0 to turn the guard off.")
+    return factor
+
+
+def _device(value: Any) -> str:
+    device = value.lower() if isinstance(value, str) else value
+    if not isinstance(device, str) or not (device in DEVICES or device.startswith("cuda:")):
+        raise _fail("device", f"unknown device {_show(device)}.{did_you_mean(str(device)[:100], DEVICES)} "
+                              f"Allowed: {', '.join(DEVICES)}, cuda:N")
+    return device
+
+
+def _dlp_spec(value: Any) -> str:
+    from .dlp import spec as dlp_spec
+
+    if not isinstance(value, str) or not value:
+        raise _fail("dlp_spec", f"expected a spec name ({', '.join(dlp_spec.bundled())}) or a YAML file, got {_show(value)}")
+    dlp_spec.load(value)  # a bad spec fails here, before anything runs
+    return value
+
+
+def _dlp_mode(value: Any) -> str:
+    from .dlp import spec as dlp_spec
+
+    mode = value.lower() if isinstance(value, str) else value
+    if mode not in dlp_spec.MODES:
+        hint = did_you_mean(str(mode)[:100], dlp_spec.MODES)
+        raise _fail("dlp_mode", f"unknown mode {_show(mode)}.{hint} Allowed: {', '.join(dlp_spec.MODES)}")
+    return mode
+
+
+# Each key's own check and parse, in the order they are reported. A value is checked wherever it comes from
+# (YAML, --set, a flag), even when a later source overrides it: a config file with `steps: many` is wrong
+# whatever --steps says. Checks between keys are in _validate.
+PARSERS: dict[str, Any] = {
+    "content": lambda v: _path_or_none("content", v),
+    "output": lambda v: _path_or_none("output", v),
+    "tensorboard": lambda v: _path_or_none("tensorboard", v),
+    "style": lambda v: _paths("style", v),
+    "style_blend": _blend,
+    "style_scale": lambda v: _number("style_scale", v, float, 0.05, 8.0),
+    "tv_weight": lambda v: _number("tv_weight", v, float, 0.0),
+    "original_colors": lambda v: _bool("original_colors", v),
+    "match_histogram": lambda v: _bool("match_histogram", v),
+    "optimizer": lambda v: _choice("optimizer", v, OPTIMIZERS),
+    "lr": lambda v: _number("lr", v, float, 1e-9, 1e3),
+    "scales": _scales,
+    "blowup_factor": _blowup,
+    "save_every": lambda v: _number("save_every", v, int, 0),
+    "checkpoint_every": lambda v: _number("checkpoint_every", v, int, 0),
+    "size": lambda v: None if v is None else _number("size", v, int, MIN_SIZE, MAX_SIZE),
+    "steps": lambda v: _number("steps", v, int, 1, 10**7),
+    "seed": lambda v: _number("seed", v, int, 0, 2**63 - 1),
+    "style_weight": lambda v: _number("style_weight", v, float, 0.0),
+    "content_weight": lambda v: _number("content_weight", v, float, 0.0),
+    "lbfgs_max_iter": lambda v: _number("lbfgs_max_iter", v, int, 1),
+    "lbfgs_history": lambda v: _number("lbfgs_history", v, int, 1),
+    "log_every": lambda v: _number("log_every", v, int, 1),
+    "exact": lambda v: _bool("exact", v),
+    "device": _device,
+    "weights": lambda v: _choice_or_path("weights", v, WEIGHTS),
+    "init": lambda v: _choice_or_path("init", v, INITS),
+    "dlp_spec": _dlp_spec,
+    "dlp_mode": _dlp_mode,
+    "profile": lambda v: _bool("profile", v),
+    "lbfgs_line_search": lambda v: _choice("lbfgs_line_search", v, LINE_SEARCHES),
+    "pooling": lambda v: _choice("pooling", v, POOLINGS),
+    "normalize": lambda v: _choice("normalize", v, NORMALIZE),
+    "recipe": lambda v: _choice("recipe", v, RECIPES),
+    "style_layers": lambda v: _layer_weights("style_layers", v),
+    "content_layers": lambda v: _layer_weights("content_layers", v),
+}
+assert set(PARSERS) == set(FIELDS), "every Config field has its check"
+
+
+def check_layer(values: Mapping[str, Any]) -> None:
+    """Check each key of one source (a YAML file, the --set items) on its own, before others override it."""
+    for key, value in values.items():
+        PARSERS[key](value)
+
+
 def _validate(raw: dict[str, Any]) -> Config:
-    cfg = dict(raw)
-    for key in ("content", "output", "tensorboard"):
-        if cfg[key] is not None and (not isinstance(cfg[key], str) or not cfg[key]):
-            raise _fail(key, f"expected a file path, got {cfg[key]!r}")
-    cfg["style"] = _paths("style", cfg["style"])
-    cfg["style_blend"] = _numbers("style_blend", cfg["style_blend"])
+    cfg = {key: parse(raw[key]) for key, parse in PARSERS.items()}
     if cfg["style_blend"] is not None:
         n = len(cfg["style"] or [None])
         if len(cfg["style_blend"]) != n:
             raise _fail("style_blend", f"{len(cfg['style_blend'])} weights for {n} style image{'s' * (n > 1)}: "
                                        "give one weight per style image, e.g. --style-blend 0.7,0.3 for two.")
-        if sum(cfg["style_blend"]) <= 0:
-            raise _fail("style_blend", "the weights are all 0: give at least one positive weight.")
-    cfg["style_scale"] = _number("style_scale", cfg["style_scale"], float, 0.05, 8.0)
-    cfg["tv_weight"] = _number("tv_weight", cfg["tv_weight"], float, 0.0)
-    cfg["original_colors"] = _bool("original_colors", cfg["original_colors"])
-    cfg["match_histogram"] = _bool("match_histogram", cfg["match_histogram"])
-    cfg["optimizer"] = _choice("optimizer", cfg["optimizer"], OPTIMIZERS)
-    cfg["lr"] = _number("lr", cfg["lr"], float, 1e-9, 1e3)
-    cfg["scales"] = _scales(cfg["scales"])
-    cfg["blowup_factor"] = _number("blowup_factor", cfg["blowup_factor"], float, 0.0)
-    if 0 < cfg["blowup_factor"] <= 1:
-        raise _fail("blowup_factor", f"{cfg['blowup_factor']!r} would flag every step that is not a new best: "
-                                     "use a factor above 1 (default 10), or 0 to turn the guard off.")
-    cfg["save_every"] = _number("save_every", cfg["save_every"], int, 0)
-    cfg["checkpoint_every"] = _number("checkpoint_every", cfg["checkpoint_every"], int, 0)
-    if cfg["size"] is not None:
-        cfg["size"] = _number("size", cfg["size"], int, MIN_SIZE, MAX_SIZE)
-    cfg["steps"] = _number("steps", cfg["steps"], int, 1, 10**7)
-    cfg["seed"] = _number("seed", cfg["seed"], int, 0, 2**63 - 1)
-    cfg["style_weight"] = _number("style_weight", cfg["style_weight"], float, 0.0)
-    cfg["content_weight"] = _number("content_weight", cfg["content_weight"], float, 0.0)
-    cfg["lbfgs_max_iter"] = _number("lbfgs_max_iter", cfg["lbfgs_max_iter"], int, 1)
-    cfg["lbfgs_history"] = _number("lbfgs_history", cfg["lbfgs_history"], int, 1)
-    cfg["log_every"] = _number("log_every", cfg["log_every"], int, 1)
-    cfg["exact"] = _bool("exact", cfg["exact"])
-    device = cfg["device"] = cfg["device"].lower() if isinstance(cfg["device"], str) else cfg["device"]
-    if not isinstance(device, str) or not (device in DEVICES or device.startswith("cuda:")):
-        raise _fail("device", f"unknown device {device!r}.{did_you_mean(str(device), DEVICES)} Allowed: {', '.join(DEVICES)}, cuda:N")
-    cfg["weights"] = _choice_or_path("weights", cfg["weights"], WEIGHTS)
-    cfg["init"] = _choice_or_path("init", cfg["init"], INITS)
-    _validate_dlp(cfg)
-    cfg["lbfgs_line_search"] = _choice("lbfgs_line_search", cfg["lbfgs_line_search"], LINE_SEARCHES)
-    cfg["pooling"] = _choice("pooling", cfg["pooling"], POOLINGS)
-    cfg["normalize"] = _choice("normalize", cfg["normalize"], NORMALIZE)
-    cfg["recipe"] = _choice("recipe", cfg["recipe"], RECIPES)
-    cfg["style_layers"] = _layer_weights("style_layers", cfg["style_layers"])
-    cfg["content_layers"] = _layer_weights("content_layers", cfg["content_layers"])
+    if cfg["profile"] and cfg["device"] != "dlp-sim":
+        raise _fail("profile", f"the device profile needs --device dlp-sim (device is {cfg['device']!r}). "
+                               "Add --device dlp-sim or drop --profile.")
     if not cfg["style_layers"] and not cfg["content_layers"]:
         raise _fail("style_layers", "no style or content layers: name at least one layer, e.g. style_layers: [conv_1]")
     return Config(**cfg)
-
-
-def _validate_dlp(cfg: dict[str, Any]) -> None:
-    from .dlp import spec as dlp_spec
-
-    if not isinstance(cfg["dlp_spec"], str) or not cfg["dlp_spec"]:
-        names = ", ".join(dlp_spec.bundled())
-        raise _fail("dlp_spec", f"expected a spec name ({names}) or a YAML file, got {cfg['dlp_spec']!r}")
-    dlp_spec.load(cfg["dlp_spec"])  # a bad spec fails here, before anything runs
-    mode = cfg["dlp_mode"].lower() if isinstance(cfg["dlp_mode"], str) else cfg["dlp_mode"]
-    if mode not in dlp_spec.MODES:
-        hint = did_you_mean(str(mode), dlp_spec.MODES)
-        raise _fail("dlp_mode", f"unknown mode {mode!r}.{hint} Allowed: {', '.join(dlp_spec.MODES)}")
-    cfg["dlp_mode"] = mode
-    profile = _bool("profile", cfg["profile"])
-    if profile and cfg["device"] != "dlp-sim":
-        raise _fail("profile", f"the device profile needs --device dlp-sim (device is {cfg['device']!r}). "
-                               "Add --device dlp-sim or drop --profile.")
-    cfg["profile"] = profile
 
 
 def _check_keys(data: Mapping[str, Any], where: str) -> None:
@@ -319,11 +372,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a config file; every problem becomes one StylizeError line."""
     path = config_path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml(path.read_text(encoding="utf-8"), str(path))
+    except RecursionError:
+        raise StylizeError(f"{path}: the YAML nests too deeply. Fix the file.") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())[:200]  # one line, whatever PyYAML says
         raise StylizeError(f"{path}: invalid YAML{where}: {problem}. Fix the file's syntax.") from None
     except (OSError, UnicodeDecodeError) as e:
         raise StylizeError(f"cannot read config file {path}: {e}") from None
@@ -346,8 +401,8 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
             raise StylizeError(f"--set {item!r}: expected key=value, e.g. --set steps=100")
         _check_keys({key: None}, "--set")
         try:
-            out[key] = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
+            out[key] = safe_yaml(value, f"--set {key}") if value.strip() else None
+        except (yaml.YAMLError, RecursionError):
             out[key] = value
     return out
 
@@ -363,9 +418,12 @@ def build_config(
 
     ``None`` values in ``overrides`` mean "not given" and are skipped.
     """
+    if base is not None:
+        _check_keys(base, "checkpoint config")
     merged = {**dataclasses.asdict(Config()), **(base or {})}
     explicit: set[str] = set()  # keys the user gave, wherever from: they decide `recipe`
     for layer in (load_yaml(file) if file is not None else {}, parse_sets(sets)):
+        check_layer(layer)  # whole, even the keys a later source overrides
         merged.update(layer)
         explicit.update(layer)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}

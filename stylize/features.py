@@ -57,6 +57,16 @@ _BY_NAME: dict[str, Layer] = {n: layer for layer in LAYERS for n in (layer.name,
 LAYER_NAMES: tuple[str, ...] = tuple(_BY_NAME)
 
 
+def conv_shapes() -> dict[int, tuple[int, int, int, int]]:
+    """VGG19's conv weight shapes by features index, from the layer table (nothing allocated)."""
+    shapes, in_ch = {}, 3
+    for entry in LAYERS:
+        if entry.kind == "conv":
+            shapes[entry.index] = (entry.channels, in_ch, 3, 3)
+            in_ch = entry.channels
+    return shapes
+
+
 def layer(name: str) -> Layer:
     """Look a layer up by either name (``conv_4`` or ``conv2_2``)."""
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -11,9 +13,31 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import StylizeError
+from .outputs import check_name_lengths, is_dir
 
 # Extensions we write, with the Pillow format used for each.
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+MAX_PIXELS_VARIABLE = "STYLIZE_MAX_PIXELS"
+
+
+def max_pixels() -> int:
+    """The largest image we decode: Pillow's default (about 89.5 MP), or ``STYLIZE_MAX_PIXELS``."""
+    value = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+    if not value:
+        return Image.MAX_IMAGE_PIXELS or 89_478_485
+    try:
+        limit = int(float(value))
+    except (ValueError, OverflowError):
+        limit = 0
+    if limit < 1:
+        raise StylizeError(f"{MAX_PIXELS_VARIABLE}={value!r}: expected a whole number of pixels, e.g. 200000000.")
+    return limit
+
+
+def _pixels(n: int) -> str:
+    return f"{n / 1e6:.1f} megapixels" if n >= 1e6 else f"{n:,} pixels"
 
 
 def load_image(path: str | Path) -> Image.Image:
@@ -28,7 +52,10 @@ def load_image(path: str | Path) -> Image.Image:
         raise StylizeError(f"image not found: {path}. Check the path.")
     if not path.is_file():
         raise StylizeError(f"not a file: {path}. Give an image file (PNG, JPEG, ...).")
+    limit = max_pixels()
+    previous = Image.MAX_IMAGE_PIXELS
     try:
+        Image.MAX_IMAGE_PIXELS = limit
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Corrupt EXIF data": we read what we can, quietly
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -36,11 +63,19 @@ def load_image(path: str | Path) -> Image.Image:
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 rgb = _to_rgb(img)
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        reason = "not an image Pillow can read" if isinstance(e, UnidentifiedImageError) else "too many pixels"
-        raise StylizeError(f"cannot read image {path}: {reason}. Give a PNG or JPEG file.") from None
+    except UnidentifiedImageError:
+        raise StylizeError(f"cannot read image {path}: not an image Pillow can read. Give a PNG or JPEG file.") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = _pixels(int(found.group(1))) if found else "more pixels"
+        raise StylizeError(f"cannot read image {path}: {pixels}, over the limit of {_pixels(limit)} "
+                           f"(Pillow's guard against decompression bombs). To read it on purpose, raise the limit: "
+                           f"{MAX_PIXELS_VARIABLE}={int(found.group(1)) if found else 2 * limit}; "
+                           "or scale the image down first.") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise StylizeError(f"cannot read image {path}: {e}. The file may be truncated or corrupt.") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
     if min(rgb.size) < 1:
         raise StylizeError(f"image {path} is empty ({rgb.size[0]}x{rgb.size[1]} px).")
     return rgb
@@ -117,8 +152,9 @@ def check_output_path(path: str | Path, suffixes=tuple(SAVE_FORMATS)) -> Path:
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise StylizeError(f"output {path}: unsupported extension '{path.suffix}'. Use one of {', '.join(suffixes)}.")
-    if path.is_dir():
+    if is_dir(path):
         raise StylizeError(f"cannot write {path}: a folder of that name exists. Remove it or choose another path.")
+    check_name_lengths([path])
     folder = path.parent
     while not folder.exists() and folder != folder.parent:  # the folder is created later; probe what exists
         folder = folder.parent

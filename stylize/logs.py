@@ -10,14 +10,22 @@ from pathlib import Path
 from typing import Any
 
 from .optimize import StepRecord
+from .outputs import check_name_lengths
 
 CSV_FIELDS = ("step", "size", "seconds", "content", "style", "tv", "total")
 
 
+# Every other file a run may write beside its image, for the length check (a step file has 4+ digits).
+OTHER_SUFFIXES = (".dlp-profile.json", ".ckpt", ".step0000")
+
+
 def log_paths(output: Path) -> dict[str, Path]:
-    """The log files that sit beside an output image."""
+    """The log files that sit beside an output image. A stem too long for the longest of the names a run may
+    write there is refused here, before any work (the image's name can fit where ``.losses.csv``'s does not)."""
     stem = output.with_suffix("")
-    return {"csv": Path(f"{stem}.losses.csv"), "json": Path(f"{stem}.run.json"), "plot": Path(f"{stem}.loss.png")}
+    paths = {"csv": Path(f"{stem}.losses.csv"), "json": Path(f"{stem}.run.json"), "plot": Path(f"{stem}.loss.png")}
+    check_name_lengths([output, *paths.values(), *(Path(f"{stem}{s}{output.suffix}") for s in OTHER_SUFFIXES)])
+    return paths
 
 
 def write_csv(history: Sequence[StepRecord], path: Path) -> None:
@@ -32,16 +40,34 @@ def write_json(data: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def versions() -> dict[str, str]:
+def versions() -> dict[str, Any]:
+    """Library versions and the CPU's kernels (``cpu``: ATen's ISA, oneDNN's, whether its int8 conv saturates):
+    the same run gives other numbers on another ISA."""
     from importlib.metadata import version
 
     import PIL
     import torch
 
+    from . import cpu
     from .version import __version__
 
     return {"stylize": __version__, "torch": torch.__version__, "torchvision": version("torchvision"),
-            "pillow": PIL.__version__, "python": platform.python_version(), "platform": platform.platform()}
+            "pillow": PIL.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "cpu": cpu.report()}
+
+
+def printable(text: str) -> str:
+    """``text`` as valid Unicode: a file name that is not UTF-8 reaches Python with its bytes as lone surrogates
+    (``surrogateescape``), which matplotlib, JSON readers and terminals reject; show them as U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def plot_losses(history: Sequence[StepRecord], path: Path, title: str = "") -> None:
@@ -67,7 +93,7 @@ def plot_losses(history: Sequence[StepRecord], path: Path, title: str = "") -> N
         ax.set_yscale("log")
     ax.set_xlabel("step (closure evaluation)")
     ax.set_ylabel("weighted loss")
-    ax.set_title((title or "stylize losses") + ("" if history else " (no step with a finite loss)"), fontsize=10)
+    ax.set_title(printable(title or "stylize losses") + ("" if history else " (no step with a finite loss)"), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if has_data:
         ax.legend()

@@ -14,7 +14,7 @@ from . import images, logs
 from .config import Config
 from .errors import StylizeError
 from .optimize import StepRecord
-from .outputs import AtomicFiles
+from .outputs import AtomicFiles, check_step_files
 from .weights import WeightsInfo
 
 
@@ -56,6 +56,7 @@ def check_outputs(paths: dict[str, Path], cfg: Config, inputs: list[Path]) -> No
         for given in inputs:
             if path.exists() and given.exists() and path.samefile(given):
                 raise StylizeError(f"the {kind} output {path} is the input {given}; refusing to overwrite it. Choose another -o.")
+    check_step_files(paths["image"], cfg.save_every, inputs)
 
 
 def write(out: RunResult, paths: dict[str, Path]) -> None:
@@ -75,7 +76,7 @@ def write(out: RunResult, paths: dict[str, Path]) -> None:
         "timings": out.timings, "versions": logs.versions(),
         "config": dataclasses.asdict(cfg),
     }
-    with AtomicFiles() as files:
+    with AtomicFiles(keep_written=paths.values()) as files:  # the image first: a full disk keeps it
         images.save_image(out.image, files.stage(paths["image"]), paths["image"])
         logs.write_csv(out.history, files.stage(paths["csv"]))
         logs.write_json(summary, files.stage(paths["json"]))

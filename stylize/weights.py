@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import socket
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -155,9 +156,17 @@ def _imagenet_file() -> Path:
     return path
 
 
+def safe_load(path: Path):
+    """``torch.load(weights_only=True)`` (no code in a pickle ever runs), without torch's warnings: a plain
+    pickle or an old protocol makes torch print a two-line UserWarning before our one-line error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def _load_file(path: Path, what: str) -> dict[str, torch.Tensor]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = safe_load(path)
     except Exception:  # torch.load raises many types, with cryptic messages, for non-checkpoints
         raise StylizeError(f"cannot read {what} {path}: not a PyTorch state_dict. "
                            "Give a file saved with torch.save(model.state_dict()).") from None
@@ -173,6 +182,11 @@ def _load_into(net: nn.Sequential, state: dict, source: str) -> None:
     """Copy VGG19 weights (``features.N.weight`` or ``N.weight`` keys) into ``net``, checking every shape
     (``net`` may be a channel-pruned VGG19: its own shapes are the reference)."""
     stripped = {k.removeprefix("features."): v for k, v in state.items() if isinstance(k, str)}
+    known = {f"{i}.{p}" for i in features.conv_shapes() for p in ("weight", "bias")}
+    strays = [k for k in state if isinstance(k, str) and k.startswith("features.") and k.removeprefix("features.") not in known]
+    if strays:  # other prefixes (torchvision's classifier.*) are fine; a features entry VGG19 lacks is not
+        raise StylizeError(f"{source} is not a VGG19 state_dict: {str(strays[0])[:60]!r} is no VGG19 features "
+                           "parameter. Give torchvision's vgg19 weights or a features-only state_dict.")
     for name, param in net.state_dict().items():
         value = stripped.get(name)
         if not isinstance(value, torch.Tensor):
@@ -181,6 +195,12 @@ def _load_into(net: nn.Sequential, state: dict, source: str) -> None:
         if value.shape != param.shape:
             raise StylizeError(f"{source} is not a VGG19 state_dict: 'features.{name}' has shape {tuple(value.shape)}, "
                                f"VGG19 needs {tuple(param.shape)}.")
+        if not value.is_floating_point() or value.layout != torch.strided:
+            raise StylizeError(f"{source} is not a VGG19 state_dict: 'features.{name}' is {value.dtype}; weights are "
+                               "floating point. Give the file as torch.save(model.state_dict()) wrote it.")
+        if not bool(torch.isfinite(value).all()):
+            raise StylizeError(f"{source}: 'features.{name}' holds NaN or inf; those weights cannot stylize. "
+                               "Give a file of finite weights.")
     net.load_state_dict({k: stripped[k].float() for k in net.state_dict()})
 
 

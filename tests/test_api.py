@@ -31,6 +31,7 @@ def test_config_object_keeps_its_images(pair, tmp_path):
     assert result.paths["image"] == tmp_path / "b.png" and result.config.content == str(pair[0])
 
 
+@pytest.mark.slow
 def test_config_object_file_and_overrides(pair, tmp_path):
     base = build_config("gatys", overrides=TINY)
     result = stylize(*pair, tmp_path / "o.png", config=base, steps=3)
@@ -76,6 +77,7 @@ def test_style_only_and_content_only_runs(pair):
     assert stylize(*pair, write=False, style_layers=[], **TINY).history[-1].style == 0
 
 
+@pytest.mark.slow
 def test_loss_decreases_over_a_short_run(pair):
     result = stylize(*pair, write=False, **{**TINY, "steps": 30})
     assert min(r.total for r in result.history[-5:]) < 0.5 * result.history[0].total

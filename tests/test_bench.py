@@ -23,6 +23,7 @@ def test_flops_of_the_seed_layers_by_hand():
     assert bench.flops_per_eval(h, w, cfg.content_layers, cfg.style_layers) == want
 
 
+@pytest.mark.slow
 def test_bench_size_measures_both_implementations():
     devices = ["cpu", "cuda"] if not torch.cuda.is_available() else ["cpu"]
     result = bench.bench(bench.BenchConfig(devices, [32], "default", ["weights=untrained"], repeat=2))
@@ -37,6 +38,7 @@ def test_bench_size_measures_both_implementations():
         assert result.rows[1].error.startswith("not available: ") and result.rows[1].ours is None
 
 
+@pytest.mark.slow
 def test_peak_memory_is_a_fresh_process_peak():
     cfg = build_config("default", overrides={"weights": "untrained"})
     cpu = devices.resolve("cpu")
@@ -47,6 +49,7 @@ def test_peak_memory_is_a_fresh_process_peak():
     assert large - small > 30 * 2**20  # 192 px: the seed keeps > 30 MiB of activations for backward
 
 
+@pytest.mark.slow
 def test_time_to_quality_reaches_the_seed_target():
     cfg = build_config("default", overrides={"weights": "untrained"})
     net, _ = bench.load_features(cfg.weights, 12)
@@ -56,7 +59,15 @@ def test_time_to_quality_reaches_the_seed_target():
     assert q["ours_s"] is not None and q["ours_evals"] >= 1 and q["speedup"] == pytest.approx(q["seed_s"] / q["ours_s"])
 
 
-def test_cli_bench_writes_json(tmp_path):
+@pytest.mark.slow
+def _no_fresh_process_peaks(monkeypatch):
+    """Peak memory spawns a fresh Python per implementation (~4 s each); test_peak_memory_is_a_fresh_process_peak
+    and test_bench_size_measures_both_implementations hold it, the tests of other things skip it."""
+    monkeypatch.setattr(bench, "peak_memory", lambda *args: None)
+
+
+def test_cli_bench_writes_json(tmp_path, monkeypatch):
+    _no_fresh_process_peaks(monkeypatch)
     out = tmp_path / "b.json"
     result = runner.invoke(app, ["bench", "--size", "32", "--repeat", "1", "--device", "cpu", "--json", str(out)])
     assert result.exit_code == 0, result.output
@@ -78,8 +89,10 @@ def test_cli_bench_bad_input(args, message):
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 
 
-def test_bench_translates_the_papers_layer_names_for_the_seeds_code():
+@pytest.mark.slow
+def test_bench_translates_the_papers_layer_names_for_the_seeds_code(monkeypatch):
     """gatys.yaml names layers conv4_2...; the seed's code knows conv_N only. The warm-up check inside bench
     raises if the two implementations' first losses differ by more than 1e-3."""
+    _no_fresh_process_peaks(monkeypatch)
     row = bench.bench(bench.BenchConfig(["cpu"], [32], "gatys", ["weights=untrained"], repeat=1)).rows[0]
     assert row.ours.median_s > 0 and row.seed.median_s > 0

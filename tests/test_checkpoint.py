@@ -15,6 +15,7 @@ from stylize.transfer import stylize
 TINY = {"size": 32, "steps": 6, "device": "cpu", "weights": "untrained", "scales": "none"}
 
 
+@pytest.mark.slow
 def test_cpu_runs_are_bitwise_repeatable(pair):
     a = stylize(*pair, write=False, **{**TINY, "size": 48, "steps": 30, "scales": "auto"})
     b = stylize(*pair, write=False, **{**TINY, "size": 48, "steps": 30, "scales": "auto"})
@@ -33,6 +34,7 @@ class _StopAt:
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [{}, {"scales": "24:5,32", "size": None}], ids=["one size", "two sizes"])
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(pair, tmp_path, extra):
     settings = {**RESUMABLE, **extra}
@@ -46,6 +48,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(pair, tmp_path,
     assert [r.step for r in resumed.history] == [r.step for r in whole.history]
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_config_and_shows_the_difference(pair, tmp_path):
     stylize(*pair, tmp_path / "r.png", **RESUMABLE, on_step=_StopAt(5))
     with pytest.raises(StylizeError, match=r"style_weight: 1000000.0 in the checkpoint, 5.0 now"):
@@ -56,6 +59,7 @@ def test_resume_refuses_another_config_and_shows_the_difference(pair, tmp_path):
         stylize(resume=tmp_path / "r.ckpt")
 
 
+@pytest.mark.slow
 def test_cli_resume_and_bad_checkpoint(pair, tmp_path):
     out = tmp_path / "c.png"
     args = ["--size", "32", "--steps", "6", "--device", "cpu", "--weights", "untrained", "--scales", "none", "-q"]

@@ -93,6 +93,7 @@ def test_print_config_prints_the_resolved_yaml(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
 def test_gatys_config_runs(pair, tmp_path):
     result = invoke("run", *pair, "-c", "configs/gatys.yaml", "-o", tmp_path / "g.png", *TINY, "--quiet")
     assert result.exit_code == 0, result.stderr
@@ -194,6 +195,7 @@ def test_version():
     assert result.exit_code == 0 and result.stdout.startswith("stylize ")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_keeps_what_was_computed(pair, tmp_path, sig):
     """A real SIGINT (or SIGTERM) to a real `stylize run`: exit 130, the image so far and the logs are written."""
@@ -234,6 +236,7 @@ def test_ctrl_c_during_setup_writes_nothing(pair, tmp_path, monkeypatch):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_writing_is_ignored(pair, tmp_path, monkeypatch):
     import stylize.logs
 

@@ -17,6 +17,7 @@ from stylize.baseline import run_style_transfer
 SEED_LAYERS = (["conv_4"], ["conv_1", "conv_2", "conv_3", "conv_4", "conv_5"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exact", [True, False], ids=["exact", "fast"])
 @pytest.mark.parametrize("config", [None, "gatys"])
 def test_first_evaluations_match_the_seed(pair, untrained_file, config, exact):

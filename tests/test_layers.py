@@ -21,8 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "stylize"
 
 LAYERS = {
-    0: ["errors", "outputs", "demo", "version"],
-    1: ["losses", "features", "fused", "colors", "images", "baseline", "dlp"],  # "dlp": dlp and dlp.* ...
+    0: ["errors", "outputs", "demo", "version", "yamlsafe"],
+    1: ["losses", "features", "fused", "colors", "images", "baseline", "cpu", "dlp"],  # "dlp": dlp and dlp.* ...
     2: ["config", "weights", "compress", "compress.prune", "compress.quantize", "compress.config"],
     3: ["objective", "optimize", "schedule", "memory", "devices", "checkpoint", "board", "logs", "callbacks",
         "results", "stages", "dlp.backend"],  # ...but dlp.backend, the device as the pipeline sees it

@@ -107,6 +107,7 @@ def test_guard_off_keeps_the_seeds_behaviour():
     assert result.events == [] and result.output is None and len(result.history) == 30
 
 
+@pytest.mark.slow
 def test_guard_events_reach_run_json(pair, tmp_path, monkeypatch):
     from stylize import optimize as optimize_module
 
@@ -125,6 +126,7 @@ def test_guard_events_reach_run_json(pair, tmp_path, monkeypatch):
     assert info["final_losses"]["total"] <= min(r.total for r in result.history)
 
 
+@pytest.mark.slow
 def test_guard_events_of_every_stage_reach_run_json(pair, tmp_path, monkeypatch):
     from stylize import optimize as optimize_module
 

@@ -52,6 +52,7 @@ def test_multiscale_run_records_every_size(pair, tmp_path):
     assert rows[0] == "step,size,seconds,content,style,tv,total" and rows[1].startswith("1,24,")
 
 
+@pytest.mark.slow
 def test_stage_sizes_match_the_resized_content_for_any_aspect(tmp_path, make_image):
     content = tmp_path / "c43.png"
     make_image(512, 384, 3).save(content)  # 4:3, where a stage's own rounding can differ from the image's by 1 px

@@ -237,7 +237,7 @@ def run(
                       f"(style {final.style:.4g}, content {final.content:.4g}{tv}); weights: {result.weights}"])
     if result.interrupted:
         console.print(f"[yellow]interrupted at step {len(result.history)}: the image so far and the logs were written.[/]")
-    elif result.status != "completed":
+    elif result.status != "completed" and not quiet:  # diverged also logs a warning, which --quiet keeps
         console.print(f"status: {result.status} after {len(result.history)} steps (see {result.paths['json']})")
     if cfg.profile and result.profile is not None and not quiet:
         console.print(result.profile.table(), soft_wrap=True, markup=False, highlight=False)

@@ -87,7 +87,7 @@ def print_score(console: Console, result) -> None:
                   f"compressed {ms(et['compressed_median_s'])} ms: [bold]{et['speedup']:.2f}x[/]")
     if "int8_inference" in r:
         q = r["int8_inference"]
-        console.print(f"  int8 feature extraction ({q['kernel']}, {q['threads']} threads): fp32 {q['fp32_median_s'] * 1e3:.1f} ms, "
+        console.print(f"  int8 feature extraction ({q['kernel']}, {q['cpu']['onednn_isa']}, {q['threads']} threads): fp32 {q['fp32_median_s'] * 1e3:.1f} ms, "
                       f"int8 {q['int8_median_s'] * 1e3:.1f} ms: [bold]{q['speedup']:.2f}x[/]; relative error vs fp32 "
                       f"{q['relative_error']:.2%}")
     console.print(f"wrote {result.report_path}")

@@ -53,6 +53,17 @@ def _check_output(output: str | Path) -> Path:
     return output
 
 
+def _check_not_source(output: Path, spec: str, score: bool) -> None:
+    """The artefact (or its report) must not replace the weights it is made from, as ``run`` refuses for its inputs."""
+    source = Path(spec)
+    if spec in ("auto", "imagenet", "untrained") or not source.is_file():
+        return
+    for kind, path in (("artefact", output), ("report", report_path(output) if score else None)):
+        if path is not None and path.exists() and path.samefile(source):
+            raise StylizeError(f"the {kind} {path} is the weights file it is made from ({spec}); refusing to "
+                               "overwrite it. Choose another -o.")
+
+
 def _source(spec: str, config: str | None, sets: Sequence[str]):
     """The features the config's style model uses, loaded from ``spec``; and the resolved cut and pooling."""
     cfg = build_config(config, sets, {"weights": spec})
@@ -93,6 +104,7 @@ def prune(cfg: PruneConfig) -> CompressResult:
     prune_.check_method(method)
     prune_.check_amount(amount)
     output = _check_output(cfg.output)
+    _check_not_source(output, cfg.weights, cfg.report)
     net, info, spec = _source(cfg.weights, cfg.config, cfg.sets)
     targets = prune_.target_indices(net, list(cfg.layers) or None)
     before = copy.deepcopy(net)
@@ -117,6 +129,7 @@ def quantize(cfg: QuantizeConfig) -> CompressResult:
     if cfg.dtype not in DTYPES:
         raise StylizeError(f"--dtype {cfg.dtype!r} is not supported; use {', '.join(DTYPES)}.")
     output = _check_output(cfg.output)
+    _check_not_source(output, cfg.weights, cfg.report)
     calibration = cfg.calibration
     images = quantize_.calibration_images(calibration)
     net, info, spec = _source(cfg.weights, cfg.config, cfg.sets)

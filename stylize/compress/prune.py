@@ -169,12 +169,24 @@ def state_dict(net: nn.Sequential, structured: bool) -> dict:
     return state
 
 
+def _brief(values: Sequence) -> str:
+    text = str(list(values[:8])) if len(values) <= 8 else f"{list(values[:8])[:-1]} ... ({len(values)} entries)"
+    return text[:120]
+
+
 def build_structured(state: dict, upto: int, pooling: str, source: str) -> nn.Sequential:
     """The net a structured file describes, cut at ``upto``, with its weights loaded."""
     channels = state.get("channels")
-    if not isinstance(channels, (list, tuple)) or not all(isinstance(c, int) and c > 0 for c in channels):
+    widths = [e.channels for e in features.LAYERS if e.kind == "conv"]
+    if not isinstance(channels, (list, tuple)) or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0
+                                                          for c in channels):
         raise StylizeError(f"{source} says it is a channel-pruned VGG19 but has no valid 'channels' list. "
                            "Prune again with `stylize prune --method l1-structured`.")
+    # Checked against VGG19's own widths before anything is allocated: a crafted [10**6] * 16 asked for 36 TB.
+    if len(channels) > len(widths) or any(c > w for c, w in zip(channels, widths)):
+        raise StylizeError(f"{source}: its 'channels' {_brief(channels)} are not a pruned VGG19's: at most "
+                           f"{len(widths)} convs of at most {widths} channels. Prune again with `stylize prune "
+                           "--method l1-structured`.")
     convs_needed = sum(1 for e in features.LAYERS[: upto + 1] if e.kind == "conv")
     if convs_needed > len(channels):
         raise StylizeError(f"{source} holds {len(channels)} convs, this run's layers need {convs_needed} "

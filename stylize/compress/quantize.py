@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import features, images
+from .. import cpu, features, images
 from ..demo import demo_pair
 from ..errors import StylizeError
 
@@ -115,19 +115,44 @@ def state_dict(q: dict[int, dict[str, torch.Tensor]]) -> dict:
 
 
 def qparams(state: dict, source: str = "int8 file") -> dict[int, dict[str, torch.Tensor]]:
-    """Back from :func:`state_dict`: ``{features index: params}``, every field checked."""
+    """Back from :func:`state_dict`: ``{features index: params}``, every field checked (key, dtype, shape, finite
+    values) against VGG19's layer table before anything is allocated from it."""
     out: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in state.items():
         if key == "stylize_format":
             continue
-        parts = key.split(".")
+        parts = key.split(".") if isinstance(key, str) else []
         if len(parts) != 3 or parts[0] != "features" or not parts[1].isdigit() or not isinstance(value, torch.Tensor):
-            raise StylizeError(f"{source} is not a valid int8 file: unexpected entry {key!r}. Quantize again with `stylize quantize`.")
+            raise StylizeError(f"{source} is not a valid int8 file: unexpected entry {str(key)[:60]!r}. "
+                               "Quantize again with `stylize quantize`.")
         out.setdefault(int(parts[1]), {})[parts[2]] = value
+    shapes = features.conv_shapes()
     fields = {"weight_int8", "weight_scale", "bias", "input_scale", "input_zero_point"}
     for index, params in out.items():
-        if set(params) != fields or params["weight_int8"].dtype != torch.int8:
-            raise StylizeError(f"{source} is not a valid int8 file: conv features.{index} has {sorted(params)}. "
+        where = f"{source} is not a valid int8 file: conv features.{index}"
+        if index not in shapes:
+            raise StylizeError(f"{source} is not a valid int8 file: features.{index} is no VGG19 conv. "
+                               "Quantize again with `stylize quantize`.")
+        if set(params) != fields:
+            raise StylizeError(f"{where} has {sorted(params)}, not {sorted(fields)}. Quantize again with `stylize quantize`.")
+        cout = shapes[index][0]
+        expected = {"weight_int8": (shapes[index], (torch.int8,)),
+                    "weight_scale": ((cout,), (torch.float32, torch.float64, torch.float16, torch.bfloat16)),
+                    "bias": ((cout,), (torch.float32, torch.float64, torch.float16, torch.bfloat16)),
+                    "input_scale": ((), (torch.float32, torch.float64)),
+                    "input_zero_point": ((), (torch.int64, torch.int32, torch.uint8))}
+        for name, (shape, dtypes) in expected.items():
+            t = params[name]
+            if tuple(t.shape) != shape or t.dtype not in dtypes or t.layout != torch.strided:
+                raise StylizeError(f"{where}: {name} is {t.dtype} {tuple(t.shape)}, expected "
+                                   f"{dtypes[0]} {shape}. Quantize again with `stylize quantize`.")
+        for name in ("weight_scale", "bias", "input_scale"):
+            t = params[name]
+            if not bool(torch.isfinite(t).all()) or (name != "bias" and not bool((t > 0).all())):
+                raise StylizeError(f"{where}: {name} holds non-finite{'' if name == 'bias' else ' or non-positive'} "
+                                   "values. Quantize again with `stylize quantize`.")
+        if not 0 <= int(params["input_zero_point"]) <= 255:
+            raise StylizeError(f"{where}: input_zero_point {int(params['input_zero_point'])} is outside 0..255 (uint8). "
                                "Quantize again with `stylize quantize`.")
     return dict(sorted(out.items()))
 
@@ -162,21 +187,42 @@ def dequantized_features(q: dict, upto: int, pooling: str, source: str = "int8 f
 
 def int8_kernel_available() -> bool:
     """Whether this torch has oneDNN's quantized conv (x86/aarch64 CPU builds with mkldnn)."""
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qconv2d_pointwise")
+    return cpu.int8_kernel_available()
 
 
-def quantize_activation(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
-    """uint8 codes of ``x`` with the calibrated per-tensor scale and zero point (saturating)."""
-    return torch.clamp(torch.round(x / scale) + zero_point, 0, 255).to(torch.uint8)
+def activation_bits() -> int:
+    """8, or 7 where the int8 kernel's int16 pair sums would saturate: 2 x 127 x 128 = 32512 fits int16, 2 x 255 x
+    128 does not (the reason x86 quantizers offer ``reduce_range``)."""
+    return 7 if cpu.int8_pairs_saturate() else 8
+
+
+def quantize_activation(x: torch.Tensor, scale: float, zero_point: int, qmax: int = 255) -> torch.Tensor:
+    """uint8 codes in [0, qmax] of ``x`` with a per-tensor scale and zero point (saturating)."""
+    return torch.clamp(torch.round(x / scale) + zero_point, 0, qmax).to(torch.uint8)
+
+
+def reduce_range(scale: float, zero_point: int, bits: int) -> tuple[float, int, int]:
+    """The artefact's 8-bit activation (scale, zero point) moved to ``bits`` bits over the same float range:
+    (scale, zero point, qmax). The artefact stays one portable file; the machine picks its range at load."""
+    qmax = 2**bits - 1
+    if bits == 8:
+        return scale, zero_point, qmax
+    return scale * 255 / qmax, min(qmax, max(0, round(zero_point * qmax / 255))), qmax
 
 
 class Int8Conv(nn.Module):
     """A 3x3 conv run by oneDNN's int8 kernel: input quantized with its calibrated (scale, zero point) to uint8,
-    per-channel int8 weights, int32 accumulation, fp32 out (+ bias, optionally + ReLU)."""
+    per-channel int8 weights, int32 accumulation, fp32 out (+ bias, optionally + ReLU).
 
-    def __init__(self, params: dict[str, torch.Tensor], relu: bool = False):
+    ``bits``: the activations' width, 8, or 7 on CPUs whose kernel saturates at 8 (:func:`activation_bits`,
+    the default); ``x_scale``, ``x_zp`` and ``qmax`` are the ones in use.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], relu: bool = False, bits: int | None = None):
         super().__init__()
-        self.x_scale, self.x_zp = float(params["input_scale"]), int(params["input_zero_point"])
+        self.bits = activation_bits() if bits is None else bits
+        self.x_scale, self.x_zp, self.qmax = reduce_range(float(params["input_scale"]),
+                                                          int(params["input_zero_point"]), self.bits)
         self.relu = relu
         self.register_buffer("w_scale", params["weight_scale"].float())
         self.register_buffer("w_zp", torch.zeros(len(params["weight_scale"]), dtype=torch.int64))
@@ -187,7 +233,7 @@ class Int8Conv(nn.Module):
                        if int8_kernel_available() else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xq = quantize_activation(x, self.x_scale, self.x_zp)
+        xq = quantize_activation(x, self.x_scale, self.x_zp, self.qmax)
         if self.packed is None:  # no int8 kernel in this build: the same arithmetic in fp32 (reference)
             y = F.conv2d((xq.float() - self.x_zp) * self.x_scale, self.weight_ref, self.bias, padding=1)
             return y.relu_() if self.relu else y
@@ -198,11 +244,12 @@ class Int8Conv(nn.Module):
 
 
 def int8_features(q: dict, upto: int, pooling: str = "max", fuse_relu: bool = True,
-                  source: str = "int8 file") -> nn.Sequential:
+                  source: str = "int8 file", activation_bits: int | None = None) -> nn.Sequential:
     """Inference-only VGG19 features up to ``upto`` on int8 kernels (input: a *normalized* image).
 
     With ``fuse_relu`` each conv followed by its ReLU becomes one kernel (the ReLU becomes an Identity, so
     indices still match ``features``; a caller that needs pre-ReLU outputs passes ``fuse_relu=False``).
+    ``activation_bits``: None picks 8, or 7 where the kernel would saturate (:func:`activation_bits`).
     """
     _check_reach(q, upto, source)
     plain = features.vgg19_features(upto, pooling)
@@ -211,7 +258,7 @@ def int8_features(q: dict, upto: int, pooling: str = "max", fuse_relu: bool = Tr
     for i, m in enumerate(plain):
         if isinstance(m, nn.Conv2d):
             fuse = fuse_relu and i + 1 < len(plain) and isinstance(plain[i + 1], nn.ReLU)
-            net.add_module(str(i), Int8Conv(q[i], relu=fuse))
+            net.add_module(str(i), Int8Conv(q[i], relu=fuse, bits=activation_bits))
             skip = fuse
         else:
             net.add_module(str(i), nn.Identity() if skip else m)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import bench, devices, features, losses
+from .. import bench, cpu, devices, features, losses
 from ..config import Config, build_config
 from ..transfer import run
 from ..weights import load_features
@@ -105,13 +105,14 @@ def score(original: str, compressed: str | Path, config: str | None = None, sets
         "loss_of_compressed_result": scores["compressed"],
         "quality_retained": scores["original"]["total"] / scores["compressed"]["total"],
         "status": {name: r.status for name, r in runs.items()},
+        "cpu": cpu.report(),  # timings, and int8 results, depend on it
     }
     compressed_bytes = Path(compressed).stat().st_size
     original_bytes = fp32_bytes(net)
     report["file_bytes"] = {"original_fp32": original_bytes, "compressed": compressed_bytes,
                             "ratio": compressed_bytes / original_bytes}
-    cpu = devices.resolve("cpu")
-    evals = {name: bench._Ours(cpu, n, content, style, cfg) for name, n in (("original", net), ("compressed", small))}
+    backend = devices.resolve("cpu")
+    evals = {name: bench._Ours(backend, n, content, style, cfg) for name, n in (("original", net), ("compressed", small))}
     report["eval_time"] = _summary(_interleaved(evals, repeat), "original", "compressed")
     report["eval_time"]["what"] = "one evaluation (forward + losses + backward), fp32, bench's path"
     if int8 is not None:
@@ -122,7 +123,8 @@ def score(original: str, compressed: str | Path, config: str | None = None, sets
 def int8_inference(net: nn.Sequential, q: dict, cut: int, pooling: str, image: torch.Tensor,
                    repeat: int = TIMING_REPEAT) -> dict[str, Any]:
     """Feature extraction (normalization + convs up to ``cut``, no autograd) on fp32 vs the int8 kernels:
-    time (interleaved medians) and the int8 output's relative error on ``image``."""
+    time (interleaved medians) and the int8 output's relative error on ``image``, with the activation width
+    this CPU needs (7 bits where its int8 kernel saturates, see :mod:`stylize.cpu`) and the ISA."""
     x = features.Normalization()(image)
     fp32 = net.eval()
     int8 = quantize.int8_features(q, cut, pooling)
@@ -130,7 +132,8 @@ def int8_inference(net: nn.Sequential, q: dict, cut: int, pooling: str, image: t
         error = quantize.relative_error(int8(x), fp32(x))
         times = _interleaved({"fp32": lambda: fp32(x), "int8": lambda: int8(x)}, repeat)
     out = _summary(times, "fp32", "int8")
-    out.update(relative_error=error, kernel="onednn::qconv2d_pointwise (uint8 x int8, fp32 out)"
+    bits = quantize.activation_bits()
+    out.update(relative_error=error, kernel=f"onednn::qconv2d_pointwise (uint{bits} x int8, fp32 out)"
                if quantize.int8_kernel_available() else "reference fp32 (no oneDNN int8 kernel in this build)",
-               threads=torch.get_num_threads())
+               activation_bits=bits, cpu=cpu.report(), threads=torch.get_num_threads())
     return out

@@ -7,6 +7,7 @@ them with it. ``load("textbook")`` reads a bundled spec; ``load("my.yaml")`` any
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 
 from ..errors import StylizeError, did_you_mean
+from ..yamlsafe import safe_yaml
 
 MODES = ("fp32", "fp16", "int8")
 DEFAULT = "textbook"
@@ -58,14 +60,22 @@ def load(name_or_path: str | Path = DEFAULT) -> DeviceSpec:
         hint = did_you_mean(key.lower(), specs) or " Check the path."
         raise StylizeError(f"dlp_spec: '{key}' is neither a bundled spec ({', '.join(specs)}) nor a YAML file.{hint}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml(path.read_text(encoding="utf-8"), f"dlp_spec: {path}")
+    except RecursionError:
+        raise StylizeError(f"dlp_spec: {path}: the YAML nests too deeply. Fix the file.") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise StylizeError(f"dlp_spec: {path}: invalid YAML{where}: {getattr(e, 'problem', None) or e}. Fix the file's syntax.") from None
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())  # one line, whatever PyYAML says
+        raise StylizeError(f"dlp_spec: {path}: invalid YAML{where}: {problem[:200]}. Fix the file's syntax.") from None
     except (OSError, UnicodeDecodeError) as e:
         raise StylizeError(f"dlp_spec: cannot read {path}: {e}") from None
     return from_dict(data, str(path))
+
+
+def _show(value: Any) -> str:
+    text = reprlib.repr(value)  # bounded: a spec value can be a huge nested list
+    return text
 
 
 def from_dict(data: Any, where: str = "spec") -> DeviceSpec:
@@ -80,6 +90,8 @@ def from_dict(data: Any, where: str = "spec") -> DeviceSpec:
     if missing:
         raise StylizeError(f"dlp_spec: {where}: missing {', '.join(missing)}. See configs/dlp/textbook.yaml for a complete spec.")
     out = dict(data)
+    if not isinstance(out["name"], (str, int, float)) or isinstance(out["name"], bool):
+        raise StylizeError(f"dlp_spec: {where}: name: expected a name, got {_show(out['name'])}")
     out["name"] = str(out["name"])
     for key in ("cores", "clock_ghz", "nram_kb", "wram_kb", "dram_gbps", "dma_setup_ns", "sram_kb"):
         if key not in out:
@@ -91,13 +103,13 @@ def from_dict(data: Any, where: str = "spec") -> DeviceSpec:
             number = float("nan")
         low = 0 if key in ("dma_setup_ns", "sram_kb") else 1e-9
         if isinstance(value, bool) or not number >= low or number == float("inf"):
-            raise StylizeError(f"dlp_spec: {where}: {key}: expected a positive number, got {value!r}")
+            raise StylizeError(f"dlp_spec: {where}: {key}: expected a positive number, got {_show(value)}")
         out[key] = int(number) if key == "cores" else number
     for key in ("mac_per_cycle", "vector_per_cycle"):
         rates = out[key]
         if not isinstance(rates, dict) or set(rates) != set(MODES) or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in rates.values()):
-            raise StylizeError(f"dlp_spec: {where}: {key}: expected positive whole numbers for each of {', '.join(MODES)}, got {rates!r}")
+            raise StylizeError(f"dlp_spec: {where}: {key}: expected positive whole numbers for each of {', '.join(MODES)}, got {_show(rates)}")
     spec = DeviceSpec(**out)
     if spec.nram_bytes < 4096 or spec.wram_bytes < 4096:
         raise StylizeError(f"dlp_spec: {where}: nram_kb and wram_kb must be at least 4 (a 3x3 kernel's tiles must fit)")
