@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,12 @@ from torch import nn
 
 from . import board, checkpoint, colors, images
 from .config import Config
+from .errors import StylizeError
 from .optimize import LoopState, StepRecord
 from .outputs import AtomicFiles
 from .schedule import Stage
+
+log = logging.getLogger("stylize")
 
 
 class Callbacks:
@@ -64,8 +68,11 @@ class RunHooks:
             self.board.image(record.step, self._shown())
         if self.write and self.cfg.save_every and record.step % self.cfg.save_every == 0:
             path = step_path(self.output, record.step)
-            with AtomicFiles() as files:
-                images.save_image(self._shown(), files.stage(path), path)
+            try:
+                with AtomicFiles() as files:
+                    images.save_image(self._shown(), files.stage(path), path)
+            except StylizeError as e:  # a full disk: an intermediate image is not worth the run
+                log.warning("--save-every: %s; the run goes on.", e)
 
     def _shown(self) -> torch.Tensor:
         image = self.image.detach().clamp(0, 1)

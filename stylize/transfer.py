@@ -75,6 +75,9 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
         schedule.check_style_size(cfg, stage, cut)
     callbacks.plan(stages)
     first, history, resumed = (0, [], None) if saved is None else checkpoint.loop_state(saved, backend.device)
+    if first >= len(stages):
+        raise StylizeError(f"{resume}: the checkpoint is at stage {first + 1}, but this run has {len(stages)} "
+                           "stage(s); it was not saved by this run. Remove --resume to start afresh.")
     hooks = RunHooks(cfg, paths["image"], ckpt_path, {"inputs": inputs, "weights": spec}, write, callbacks)
     try:
         net, weights = load_features(spec, cut, cfg.pooling)

@@ -246,3 +246,30 @@ def test_a_config_file_is_checked_whole_even_where_a_flag_overrides_it(tmp_path)
     config.write_text("steps: 7\nprofile: true\n")  # a check between keys uses the merged values
     result = invoke("run", "-c", config, "--device", "dlp-sim", "--print-config")
     assert result.exit_code == 0 and "steps: 7" in result.stdout
+
+
+def test_full_disk_at_a_save_every_image_is_a_warning_and_the_run_goes_on(pair, tmp_path, monkeypatch):
+    real = images.save_image
+
+    def full_for_steps(tensor, staged, final):
+        if ".step" in str(final):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(tensor, staged, final)
+
+    monkeypatch.setattr(images, "save_image", full_for_steps)
+    out = tmp_path / "out.png"
+    result = invoke("run", *pair, "-o", out, *TINY, "--save-every", 2, "--quiet")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "--save-every" in line]
+    assert len(warnings) == 2 and "No space left on device" in warnings[0] and "the run goes on" in warnings[0]
+    assert out.is_file() and not list(tmp_path.glob("out.step*")) and temporaries(tmp_path) == []
+
+
+def test_a_checkpoint_from_another_schedule_is_refused(pair, tmp_path):
+    out = tmp_path / "out.png"
+    assert invoke("run", *pair, "-o", out, *TINY, "--checkpoint-every", 2, "--quiet").exit_code == 0
+    ckpt = tmp_path / "out.ckpt"
+    data = torch.load(ckpt, weights_only=True)
+    torch.save({**data, "stage": 5}, ckpt)  # a stage this one-stage run does not have
+    line = one_line(invoke("run", "--resume", ckpt))
+    assert "is at stage 6, but this run has 1 stage(s)" in line
