@@ -68,8 +68,9 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
     width, height = images.shorter_edge_size(content_pil.width, content_pil.height, size)
     memory.check_size(width, height, cfg, cut, backend.device)
-    # The improved recipe (coarse-to-fine, the projection) goes with the fast path; `exact` is the seed's.
-    fast = backend.fast_path and not cfg.exact
+    # The recipe is the device's to run, not to choose: coarse to fine and the projection unless `exact` (the
+    # seed's loop); the backend picks the kernels (its fast path unless `exact`).
+    fast = not cfg.exact
     stages = schedule.plan(cfg, content_pil.width, content_pil.height, cut, fast)  # sizes as resize_shorter makes them
     for stage in stages:
         schedule.check_style_size(cfg, stage, cut)
