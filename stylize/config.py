@@ -70,6 +70,10 @@ class Config:
     # ladder: a sqrt(2) ladder from 128 px up; or a list of sizes, SIZE or SIZE:STEPS (default: `steps` each).
     scales: str | list[int | str] = "auto"
     blowup_factor: float = 10.0  # inf/NaN, or 10 losses in a row above N x the best, restore the best image; 0: off
+    # Stop a stage early (status: converged) once its best loss fell by less than plateau_tol (relative) over its
+    # last plateau_window evaluations (stylize/plateau.py). 0: off, every stage runs all its steps (the seed).
+    plateau_tol: float = 0.0
+    plateau_window: int = 50
     log_every: int = 50  # print losses every N steps (the seed prints every 50)
     save_every: int = 0  # write <stem>.stepNNNN.png every N steps (0: never)
     checkpoint_every: int = 0  # write <stem>.ckpt (resumable with --resume) every N steps (0: never)
@@ -246,6 +250,8 @@ def _validate(raw: dict[str, Any]) -> Config:
     if 0 < cfg["blowup_factor"] <= 1:
         raise _fail("blowup_factor", f"{cfg['blowup_factor']!r} would flag every step that is not a new best: "
                                      "use a factor above 1 (default 10), or 0 to turn the guard off.")
+    cfg["plateau_tol"] = _number("plateau_tol", cfg["plateau_tol"], float, 0.0, 1.0)
+    cfg["plateau_window"] = _number("plateau_window", cfg["plateau_window"], int, 1, 10**7)
     cfg["save_every"] = _number("save_every", cfg["save_every"], int, 0)
     cfg["checkpoint_every"] = _number("checkpoint_every", cfg["checkpoint_every"], int, 0)
     if cfg["size"] is not None:

@@ -45,6 +45,7 @@ class RunResult:
     status: str = "completed"  # completed | converged | diverged | interrupted (Ctrl-C)
     output_losses: StepRecord | None = None  # the losses of the output image (blow-up guard on), else None
     events: list[str] = field(default_factory=list)  # what the blow-up guard did
+    stop_reason: str | None = None  # why the last stage stopped early (status converged by the plateau rule)
     paths: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float | None] = field(default_factory=dict)
     profile: Any = None  # dlp-sim: the device profile (stylize.dlp.Profile: .table(), .as_dict()); else None
@@ -147,7 +148,7 @@ def _settings(cfg: Config) -> dict[str, Any]:
     return {"style_weight": cfg.style_weight, "content_weight": cfg.content_weight, "tv_weight": cfg.tv_weight,
             "optimizer": cfg.optimizer, "lr": cfg.lr, "max_iter": cfg.lbfgs_max_iter, "history_size": cfg.lbfgs_history,
             "line_search": None if cfg.lbfgs_line_search == "none" else cfg.lbfgs_line_search,
-            "blowup_factor": cfg.blowup_factor}
+            "blowup_factor": cfg.blowup_factor, "plateau_tol": cfg.plateau_tol, "plateau_window": cfg.plateau_window}
 
 
 def _check_outputs(paths: dict[str, Path], cfg: Config, inputs: list[Path]) -> None:
@@ -264,9 +265,10 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
                     if result.status in ("interrupted", "diverged"):
                         break
                     if k < len(stages) - 1 and result.history:
-                        log.info("stage %d/%d: %d evaluations at %dx%d px, loss %.4g -> %.4g", k + 1, len(stages),
+                        log.info("stage %d/%d: %d evaluations at %dx%d px, loss %.4g -> %.4g%s", k + 1, len(stages),
                                  len(result.history), stage.width, stage.height, result.history[0].total,
-                                 (result.output or result.history[-1]).total)
+                                 (result.output or result.history[-1]).total,
+                                 f" ({result.stop_reason})" if result.stop_reason else "")
             except KeyboardInterrupt:  # while a stage was set up: stop as in a step, with the last stage's image
                 if previous is None or not history:
                     raise  # no step done: nothing to keep
@@ -288,7 +290,7 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
         final = colors.original_colors(final, content_full)
     out = RunResult(image=final.cpu(), history=history, config=cfg, weights=weights,
                     device=devices.describe(device), status=result.status, profile=profile,
-                    output_losses=result.output, events=events)
+                    output_losses=result.output, events=events, stop_reason=result.stop_reason)
     if profile is not None:
         profile.steps, profile.host_s = len(history), t2 - t1
     per_step = [b.seconds - a.seconds for a, b in zip(history, history[1:]) if a.size == b.size == size]
@@ -402,6 +404,7 @@ def _write(out: RunResult, paths: dict[str, Path], content: Path, styles: list[P
         "steps_run": len(out.history),
         "final_losses": dataclasses.asdict(final) if final else None,  # of the output image (the best, if guarded)
         "guard_events": out.events,
+        "stop_reason": out.stop_reason,
         "content": str(content), "style": [str(s) for s in styles],
         "image_size": list(out.image.shape[-1:-3:-1]),  # [W, H]
         "outputs": {k: str(v) for k, v in paths.items()},
