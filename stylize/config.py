@@ -70,6 +70,11 @@ class Config:
     # ladder: a sqrt(2) ladder from 128 px up; or a list of sizes, SIZE or SIZE:STEPS (default: `steps` each).
     scales: str | list[int | str] = "auto"
     blowup_factor: float = 10.0  # inf/NaN, or 10 losses in a row above N x the best, restore the best image; 0: off
+    # Li et al. 2017's Laplacian content term: weight * relative (with normalize: targets) squared error between
+    # the Laplacians of the image and of the content, both average-pooled laplacian_pool x laplacian_pool
+    # (losses.laplacian). It holds edges and thin lines; 0: none (the seed).
+    laplacian_weight: float = 0.0
+    laplacian_pool: int = 4
     # Stop a stage early (status: converged) once its best loss fell by less than plateau_tol (relative) over its
     # last plateau_window evaluations (stylize/plateau.py). 0: off, every stage runs all its steps (the seed).
     plateau_tol: float = 0.0
@@ -250,6 +255,8 @@ def _validate(raw: dict[str, Any]) -> Config:
     if 0 < cfg["blowup_factor"] <= 1:
         raise _fail("blowup_factor", f"{cfg['blowup_factor']!r} would flag every step that is not a new best: "
                                      "use a factor above 1 (default 10), or 0 to turn the guard off.")
+    cfg["laplacian_weight"] = _number("laplacian_weight", cfg["laplacian_weight"], float, 0.0)
+    cfg["laplacian_pool"] = _number("laplacian_pool", cfg["laplacian_pool"], int, 1, 64)
     cfg["plateau_tol"] = _number("plateau_tol", cfg["plateau_tol"], float, 0.0, 1.0)
     cfg["plateau_window"] = _number("plateau_window", cfg["plateau_window"], int, 1, 10**7)
     cfg["save_every"] = _number("save_every", cfg["save_every"], int, 0)

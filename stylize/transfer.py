@@ -238,7 +238,7 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
                     # The fast path computes the targets through its own kernels (fuse), not through the plain graph.
                     plain, content_losses, style_losses = features.build_style_model(
                         net, content_img, style_imgs, cfg.content_layers, cfg.style_layers, cfg.style_blend,
-                        targets=not fast)
+                        targets=not fast, laplacian_weight=cfg.laplacian_weight, laplacian_pool=cfg.laplacian_pool)
                     model = fused.fuse(plain, content_img, style_imgs) if fast else plain
                     if cfg.normalize == "targets":  # once, here: the loop runs the plain weighted losses
                         losses.normalize_by_targets([*content_losses, *style_losses])
