@@ -63,6 +63,10 @@ class Config:
     tv_weight: float = 0.0  # total-variation loss weight (0: none, as the seed); see losses.tv_loss
     original_colors: bool = False  # keep the content's colours: the result's luminance with the content's chroma (YCbCr)
     match_histogram: bool = False  # match the style images' colour histograms to the content's before the run
+    # Recolour the content to the style images' colour histograms before the run (colors.style_palette): the
+    # content target and the init carry the painting's palette. Not applied with original_colors or
+    # match_histogram, which keep the content's colours.
+    style_palette: bool = False
     optimizer: str = "lbfgs"  # lbfgs (the seed; the lbfgs_* keys) | adam (lr; the lbfgs_* keys do not apply)
     lr: float = 0.02  # adam's learning rate (the image is in [0, 1])
     # Sizes run coarse to fine, each starting from the previous result upsampled; the last is `size`.
@@ -248,6 +252,7 @@ def _validate(raw: dict[str, Any]) -> Config:
     cfg["tv_weight"] = _number("tv_weight", cfg["tv_weight"], float, 0.0)
     cfg["original_colors"] = _bool("original_colors", cfg["original_colors"])
     cfg["match_histogram"] = _bool("match_histogram", cfg["match_histogram"])
+    cfg["style_palette"] = _bool("style_palette", cfg["style_palette"])
     cfg["optimizer"] = _choice("optimizer", cfg["optimizer"], OPTIMIZERS)
     cfg["lr"] = _number("lr", cfg["lr"], float, 1e-9, 1e3)
     cfg["scales"] = _scales(cfg["scales"])

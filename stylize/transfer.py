@@ -195,6 +195,9 @@ def run(cfg: Config, on_step: Callable[[StepRecord], None] | None = None, write:
     # Which weights `auto` means decides the recipe (and so the layers, the cut and the size check).
     spec, fallback = weights_.resolve(cfg.weights)
     cfg = resolve_recipe(cfg, untrained_fallback=fallback is not None)
+    if cfg.style_palette and not (cfg.original_colors or cfg.match_histogram):  # the photo in the painting's colours
+        content_pil = images.to_pil(colors.style_palette(images.to_tensor(content_pil),
+                                                         [images.to_tensor(p) for p in style_pils]))
     inputs = checkpoint.digest([content_path, *style_paths, cfg.init, cfg.weights]) if cfg.checkpoint_every or resume else {}
     saved = checkpoint.load(resume) if resume else None
     if saved is not None:
