@@ -38,6 +38,7 @@ from stylize.transfer import demo_pair  # noqa: E402
 # The untrained recipe before issue 21 (configs/untrained.yaml then), spelled out so it stays comparable.
 BEFORE_21 = {"style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1"], "content_layers": ["relu4_2"],
              "style_weight": 100.0, "content_weight": 1.0, "laplacian_weight": 0.0, "plateau_tol": 0.0,
+             "style_palette": False,
              "pooling": "avg", "init": "content", "normalize": "targets", "lbfgs_line_search": "strong_wolfe"}
 RECIPES = {"seed": ("default", {}), "untrained": ("untrained", {}), "before-21": ("untrained", BEFORE_21)}
 
@@ -136,8 +137,17 @@ def main() -> None:
     parser.add_argument("--variant", nargs="+", action="append", default=[], metavar="NAME [KEY=VALUE ...]",
                         help="an extra run: the untrained recipe with these keys changed, e.g. --variant max pooling=max")
     parser.add_argument("--demo-sheet", type=Path, help="also a sheet of the demo pair's row only (repo images)")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="EVAL_JSON",
+                        help="run nothing: the table and sheet of earlier runs' eval.json files (e.g. split over processes)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        rows = [row for path in args.merge for row in json.loads(path.read_text())]
+        print(table(rows))
+        sheet = args.sheet or args.out / "contact_sheet.png"
+        contact_sheet(rows, sheet)
+        print(f"contact sheet: {sheet} ({sheet.stat().st_size // 1024} KiB)")
+        return
     if args.set:
         chosen = [tuple(p.split(":")) for p in args.pairs] if args.pairs else eval_set.PAIRS
         pairs = eval_set.write_set(args.out, chosen)
