@@ -104,3 +104,36 @@ def test_run_reports_the_plateau(pair, tmp_path):
     assert result.status == "converged" and len(result.history) < 200
     assert info["status"] == "converged" and info["stop_reason"].startswith("plateau: the best loss fell")
     assert info["steps_run"] == len(result.history)
+
+
+def test_cli_says_when_and_why_it_stopped(pair, tmp_path):
+    from typer.testing import CliRunner
+
+    from stylize.cli import app
+
+    args = ["run", *map(str, pair), "-o", str(tmp_path / "c.png"), "--size", "32", "--steps", "200", "--weights",
+            "untrained", "-c", "untrained", "--set", "plateau_tol=0.5", "--set", "plateau_window=3", "--scales", "none"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    steps = json.loads((tmp_path / "c.run.json").read_text())["steps_run"]
+    assert f"status: converged after {steps} steps: plateau: the best loss fell" in result.stderr
+
+
+def test_progress_bar_ends_with_the_reason():
+    import io
+
+    from rich.console import Console
+
+    from stylize.cli import _Progress
+    from stylize.optimize import StepRecord
+    from stylize.schedule import Stage
+
+    out = io.StringIO()
+    bar = _Progress(Console(file=out, force_terminal=True, width=200), log_every=50)
+    bar.plan([Stage(32, 32, 32, 100)])
+    for step in range(1, 8):
+        bar(StepRecord(step, 0.1 * step, 1.0, 2.0, 3.0))
+    bar.stopped_early(7, "plateau: the best loss fell 0.10% over the last 3 evaluations")
+    bar.stop()
+    text = out.getvalue()
+    assert "7/7" in text and "stopped: plateau: the best loss fell 0.10%" in text
