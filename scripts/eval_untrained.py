@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="evaluations (default: each recipe's own)")
     parser.add_argument("--set", action="store_true", help="issue 21's evaluation set (scripts/eval_set.py)")
     parser.add_argument("--pairs", nargs="+", metavar="CONTENT:STYLE", help="only these pairs of the set")
-    parser.add_argument("--recipes", nargs="+", choices=list(RECIPES), help="default: before-21 untrained with --set, "
+    parser.add_argument("--recipes", nargs="*", choices=list(RECIPES), help="default: before-21 untrained with --set, "
                         "else seed untrained")
     parser.add_argument("--demo-only", action="store_true", help="only the bundled demo pair (repo images)")
     parser.add_argument("--pair", nargs=2, type=Path, action="append", metavar=("CONTENT", "STYLE"), help="more pairs")
@@ -142,7 +142,12 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.merge:
-        rows = [row for path in args.merge for row in json.loads(path.read_text())]
+        merged: dict[tuple, dict] = {}  # one row per pair and size: the runs of every file side by side
+        for path in args.merge:
+            for row in json.loads(path.read_text()):
+                key = (Path(row["content"]).name, Path(row["style"]).name, tuple(row["size"]))
+                merged.setdefault(key, {**row, "runs": {}})["runs"].update(row["runs"])
+        rows = list(merged.values())
         print(table(rows))
         sheet = args.sheet or args.out / "contact_sheet.png"
         contact_sheet(rows, sheet)
@@ -155,7 +160,7 @@ def main() -> None:
         demo_content, demo_style = demo_pair()
         pairs = [(demo_content, demo_style)] + ([] if args.demo_only else [(real_photo(args.out), demo_style)])
     pairs += [tuple(p) for p in args.pair or []]
-    names = args.recipes or (["before-21", "untrained"] if args.set else ["seed", "untrained"])
+    names = args.recipes if args.recipes is not None else (["before-21", "untrained"] if args.set else ["seed", "untrained"])
     runs = {n: RECIPES[n] for n in names} | {n: ("untrained", parse_sets(c)) for n, *c in args.variant}
     rows = []
     for content, style in pairs:
