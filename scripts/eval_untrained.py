@@ -84,13 +84,14 @@ def evaluate(content: Path, style: Path, out: Path, size: int, steps: int | None
 
 def contact_sheet(rows: list[dict], path: Path, height: int = 128) -> None:
     """One row per pair: content | style | one column per run, each ``height`` px tall, labelled."""
-    names = list(rows[0]["runs"])
+    names = list(dict.fromkeys(n for row in rows for n in row["runs"]))  # every run, in first-seen order
     tiles = []
     for row in rows:
         w, h = row["size"]
         srcs = [images.resize_shorter(images.load_image(row["content"]), min(w, h)),
                 images.resize_cover(images.load_image(row["style"]), w, h),
-                *(Image.open(row["runs"][n]["image"]) for n in names)]
+                *(Image.open(row["runs"][n]["image"]) if n in row["runs"] else Image.new("RGB", (w, h), "white")
+                  for n in names)]
         tiles.append([im.convert("RGB").resize((round(height * w / h), height), Image.LANCZOS) for im in srcs])
     label_h = 14
     width = max(sum(t.width for t in r) for r in tiles)
