@@ -11,6 +11,11 @@ Two classic ways to keep a stylization from taking over the content photo's colo
 - :func:`match_histogram` (before the run): remap each RGB channel of the style image so that its histogram
   is the content's; the network then sees the style's strokes in the content's palette.
 
+And the other way round, :func:`style_palette` (before the run, ``style_palette: true``, the untrained
+recipe's): the content recoloured to the style's histograms, so the run starts from, and is held to, the photo's
+structure in the painting's colours. Random filters describe structure poorly; left to move the colours by
+themselves they moved the structure too (issue 21).
+
 Images are (N, 3, H, W) float tensors in [0, 1] (``images.to_tensor`` gives N = 1), on any device.
 """
 
@@ -148,3 +153,20 @@ def match_histogram(source: torch.Tensor, reference: torch.Tensor) -> torch.Tens
         for c in range(3):
             out[n, c] = _match_channel(source[n, c], ref[c].to(source.device)).to(source.dtype)
     return out
+
+
+def style_palette(content: torch.Tensor, styles: list[torch.Tensor]) -> torch.Tensor:
+    """The content recoloured to the style images' colours: :func:`match_histogram` of ``content`` against the
+    pixels of all ``styles`` pooled (each counts by its pixel count; blend weights are not applied).
+
+    Args:
+        content: (1, 3, H, W) image in [0, 1].
+        styles: (1, 3, h_i, w_i) images in [0, 1], any sizes.
+
+    Returns:
+        (1, 3, H, W): per channel, each content value replaced by the pooled styles' value at the same quantile.
+    """
+    for i, s in enumerate(styles):
+        _check_image(f"style_palette style {i}", s)
+    reference = torch.cat([s[:1].flatten(2) for s in styles], dim=2).unsqueeze(2)  # (1, 3, 1, sum of h_i w_i)
+    return match_histogram(content, reference)

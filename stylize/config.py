@@ -65,6 +65,10 @@ class Config:
     tv_weight: float = 0.0  # total-variation loss weight (0: none, as the seed); see losses.tv_loss
     original_colors: bool = False  # keep the content's colours: the result's luminance with the content's chroma (YCbCr)
     match_histogram: bool = False  # match the style images' colour histograms to the content's before the run
+    # Recolour the content to the style images' colour histograms before the run (colors.style_palette): the
+    # content target and the init carry the painting's palette. Not applied with original_colors or
+    # match_histogram, which keep the content's colours.
+    style_palette: bool = False
     optimizer: str = "lbfgs"  # lbfgs (the seed; the lbfgs_* keys) | adam (lr; the lbfgs_* keys do not apply)
     lr: float = 0.02  # adam's learning rate (the image is in [0, 1])
     # Sizes run coarse to fine, each starting from the previous result upsampled; the last is `size`.
@@ -72,6 +76,15 @@ class Config:
     # ladder: a sqrt(2) ladder from 128 px up; or a list of sizes, SIZE or SIZE:STEPS (default: `steps` each).
     scales: str | list[int | str] = "auto"
     blowup_factor: float = 10.0  # inf/NaN, or 10 losses in a row above N x the best, restore the best image; 0: off
+    # Li et al. 2017's Laplacian content term: weight * relative (with normalize: targets) squared error between
+    # the Laplacians of the image and of the content, both average-pooled laplacian_pool x laplacian_pool
+    # (losses.laplacian). It holds edges and thin lines; 0: none (the seed).
+    laplacian_weight: float = 0.0
+    laplacian_pool: int = 4
+    # Stop a stage early (status: converged) once its best loss fell by less than plateau_tol (relative) over its
+    # last plateau_window evaluations (stylize/plateau.py). 0: off, every stage runs all its steps (the seed).
+    plateau_tol: float = 0.0
+    plateau_window: int = 50
     log_every: int = 50  # print losses every N steps (the seed prints every 50)
     save_every: int = 0  # write <stem>.stepNNNN.png every N steps (0: never)
     checkpoint_every: int = 0  # write <stem>.ckpt (resumable with --resume) every N steps (0: never)
@@ -295,6 +308,11 @@ PARSERS: dict[str, Any] = {
     "tv_weight": lambda v: _number("tv_weight", v, float, 0.0),
     "original_colors": lambda v: _bool("original_colors", v),
     "match_histogram": lambda v: _bool("match_histogram", v),
+    "style_palette": lambda v: _bool("style_palette", v),
+    "laplacian_weight": lambda v: _number("laplacian_weight", v, float, 0.0),
+    "laplacian_pool": lambda v: _number("laplacian_pool", v, int, 1, 64),
+    "plateau_tol": lambda v: _number("plateau_tol", v, float, 0.0, 1.0),
+    "plateau_window": lambda v: _number("plateau_window", v, int, 1, 10**7),
     "optimizer": lambda v: _choice("optimizer", v, OPTIMIZERS),
     "lr": lambda v: _number("lr", v, float, 1e-9, 1e3),
     "scales": _scales,

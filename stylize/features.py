@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .errors import StylizeError, did_you_mean
-from .losses import ContentLoss, StyleLoss
+from .losses import ContentLoss, LaplacianLoss, StyleLoss
 
 # torchvision.models.vgg cfgs["E"]: channels of each 3x3 conv, "M" = 2x2 max pool.
 VGG19_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
@@ -161,6 +161,8 @@ def build_style_model(
     style_blend: Sequence[float] | None = None,
     targets: bool = True,
     style_loss: type[StyleLoss] = StyleLoss,
+    laplacian_weight: float = 0.0,
+    laplacian_pool: int = 4,
 ) -> tuple[nn.Sequential, list[ContentLoss], list[StyleLoss]]:
     """Insert loss modules after the named layers, as the seed's ``get_style_model_and_losses`` does.
 
@@ -172,6 +174,8 @@ def build_style_model(
         targets: False leaves the loss modules' targets empty, for a caller that computes them through its own
             kernels (the fast path: :func:`fused.fuse` with the images), so the images run once, not twice.
         style_loss: the style loss module (a device with its own Gram kernels subclasses :class:`StyleLoss`).
+        laplacian_weight: > 0 adds a :class:`LaplacianLoss` of this weight (pooling ``laplacian_pool``) right after
+            the normalization, the first of the content losses; 0 (the seed): none.
 
     Returns:
         The model (Normalization, VGG layers named ``conv_N``/``relu_N``/``pool_N``, loss modules, cut after the
@@ -189,6 +193,10 @@ def build_style_model(
     with torch.no_grad():
         styles = [style_img] if isinstance(style_img, torch.Tensor) else list(style_img)
         c, ss = (model(content_img), [model(s) for s in styles]) if targets else (None, None)
+        if laplacian_weight > 0:  # on the (normalized) image itself, before any conv
+            loss = LaplacianLoss(c, laplacian_weight, laplacian_pool)
+            model.add_module("content_loss_laplacian", loss)
+            content_losses.append(loss)
         for entry in LAYERS[: cut + 1]:
             module = features[entry.index]
             model.add_module(entry.name, module)

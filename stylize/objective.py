@@ -95,7 +95,8 @@ def style_model(net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Te
                 targets: bool = True, style_loss: type[StyleLoss] = StyleLoss):
     """The seed's style model of ``cfg``'s layers over ``net`` (:func:`features.build_style_model`)."""
     return features.build_style_model(net, content, styles, cfg.content_layers, cfg.style_layers, cfg.style_blend,
-                                      targets=targets, style_loss=style_loss)
+                                      targets=targets, style_loss=style_loss, laplacian_weight=cfg.laplacian_weight,
+                                      laplacian_pool=cfg.laplacian_pool)
 
 
 def normalized(cfg: Config, content_losses, style_losses) -> None:

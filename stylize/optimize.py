@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .objective import Objective, Terms
+from .plateau import plateau
 
 log = logging.getLogger("stylize")
 OPTIMIZERS = ("lbfgs", "adam")
@@ -64,6 +65,7 @@ class OptimizeResult:
     diverged: bool = False  # the loss became inf/NaN (or kept blowing up); the image is the best (or last finite) one
     output: StepRecord | None = None  # the losses of `image`, when known (the guard evaluates the final image)
     events: list[str] = field(default_factory=list)  # what the blow-up guard did, one line each
+    stop_reason: str | None = None  # why the loop stopped before `steps` (the plateau rule's reason), else None
 
     @property
     def status(self) -> str:
@@ -80,6 +82,10 @@ class _BlowUp(Exception):
 
 class _BudgetSpent(Exception):
     """A line search asked for an evaluation beyond ``steps``."""
+
+
+class _Plateau(Exception):
+    """The plateau rule (stylize/plateau.py) says stop; args[0] is its reason."""
 
 
 def _values(*xs: torch.Tensor | float) -> list[float]:
@@ -122,6 +128,8 @@ def optimize(
     project: bool = False,
     line_search: str | None = None,
     blowup_factor: float = 0.0,
+    plateau_tol: float = 0.0,
+    plateau_window: int = 50,
     first_step: int = 1,
     size: int = 0,
     elapsed: float = 0.0,
@@ -155,6 +163,10 @@ def optimize(
     ``line_search="strong_wolfe"`` uses torch's line search (the seed uses none: fixed steps). It evaluates
     several times per iteration, so when ``steps`` runs out inside one the image of the last evaluation is kept.
 
+    ``plateau_tol`` > 0: stop early, as converged (``stop_reason`` says why), once the best loss of this call
+    fell by less than ``plateau_tol`` (relative) over its last ``plateau_window`` evaluations
+    (:func:`stylize.plateau.plateau`); the image is then the last evaluated one (the best, with the guard on).
+
     ``first_step``/``size``/``elapsed`` number, label and time the records (a multi-scale run calls this once
     per size);
     ``resume`` continues from a :class:`LoopState`; ``on_boundary`` receives one (a snapshot) after every
@@ -187,6 +199,8 @@ def optimize(
     def closure() -> torch.Tensor:
         if len(state.history) >= steps:
             raise _BudgetSpent
+        if plateau_tol > 0 and (reason := plateau([r.total for r in state.history], plateau_tol, plateau_window)):
+            raise _Plateau(reason)
         terms = evaluate(objective, image)
         loss = terms.total
         content, style, total, tv_value = _values(terms.content, terms.style, loss, terms.tv)
@@ -245,6 +259,8 @@ def optimize(
             result.diverged = True
         except _BudgetSpent:  # mid line search, the image is a trial point: keep the last evaluated one instead
             spent = True
+        except _Plateau as e:  # as _BudgetSpent, and the run says why it stopped
+            spent, result.converged, result.stop_reason = True, True, e.args[0]
         except _BlowUp as e:
             if not _recover(e.args[0], state, image):
                 result.diverged = True

@@ -33,6 +33,7 @@ class RunResult:
     paths: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float | None] = field(default_factory=dict)
     profile: Any = None  # dlp-sim: the device profile (stylize.dlp.Profile: .table(), .as_dict()); else None
+    stop_reason: str | None = None  # why the last stage stopped early (status converged by the plateau rule)
 
     @property
     def interrupted(self) -> bool:
@@ -66,6 +67,7 @@ def write(out: RunResult, paths: dict[str, Path]) -> None:
     final = out.output_losses or (out.history[-1] if out.history else None)
     summary: dict[str, Any] = {
         "status": out.status,
+        "stop_reason": out.stop_reason,
         "steps_run": len(out.history),
         "final_losses": dataclasses.asdict(final) if final else None,  # of the output image (the best, if guarded)
         "guard_events": out.events,

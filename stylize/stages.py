@@ -49,7 +49,7 @@ def loop_settings(cfg: Config) -> dict[str, Any]:
     """The optimization settings of ``cfg``, as :func:`optimize` takes them (less ``steps``)."""
     return {"optimizer": cfg.optimizer, "lr": cfg.lr, "max_iter": cfg.lbfgs_max_iter, "history_size": cfg.lbfgs_history,
             "line_search": None if cfg.lbfgs_line_search == "none" else cfg.lbfgs_line_search,
-            "blowup_factor": cfg.blowup_factor}
+            "blowup_factor": cfg.blowup_factor, "plateau_tol": cfg.plateau_tol, "plateau_window": cfg.plateau_window}
 
 
 def run_stages(backend: Backend, net: nn.Module, cfg: Config, content_pil, style_pils, stages: list[Stage],
@@ -87,9 +87,10 @@ def run_stages(backend: Backend, net: nn.Module, cfg: Config, content_pil, style
             if result.status in ("interrupted", "diverged"):
                 break
             if k < len(stages) - 1 and result.history:
-                log.info("stage %d/%d: %d evaluations at %dx%d px, loss %.4g -> %.4g", k + 1, len(stages),
+                log.info("stage %d/%d: %d evaluations at %dx%d px, loss %.4g -> %.4g%s", k + 1, len(stages),
                          len(result.history), stage.width, stage.height, result.history[0].total,
-                         (result.output or result.history[-1]).total)
+                         (result.output or result.history[-1]).total,
+                         f" ({result.stop_reason})" if result.stop_reason else "")
     except KeyboardInterrupt:  # while a stage was set up: stop as in a step, with the last stage's image
         if previous is None or not history:
             raise  # no step done: nothing to keep

@@ -61,6 +61,9 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
     # Which weights `auto` means decides the recipe (and so the layers, the cut and the size check).
     spec, fallback = weights_.resolve(cfg.weights)
     cfg = resolve_recipe(cfg, untrained_fallback=fallback is not None)
+    if cfg.style_palette and not (cfg.original_colors or cfg.match_histogram):  # the photo in the painting's colours
+        content_pil = images.to_pil(colors.style_palette(images.to_tensor(content_pil),
+                                                         [images.to_tensor(p) for p in style_pils]))
     inputs = checkpoint.digest([content_path, *style_paths, cfg.init, cfg.weights]) if cfg.checkpoint_every or resume else {}
     saved = checkpoint.load(resume) if resume else None
     if saved is not None:
@@ -117,7 +120,7 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
         final = colors.original_colors(final, content_full)
     out = RunResult(image=final.cpu(), history=history, config=cfg, weights=weights, device=backend.describe(),
                     status=result.status, profile=backend.finish(len(history), t2 - t1),
-                    output_losses=result.output, events=events)
+                    output_losses=result.output, events=events, stop_reason=result.stop_reason)
     per_step = [b.seconds - a.seconds for a, b in zip(history, history[1:]) if a.size == b.size == size]
     out.timings = {"setup_s": t1 - t0, "optimize_s": t2 - t1,
                    "median_step_s": statistics.median(per_step) if per_step else None}

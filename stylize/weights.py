@@ -123,8 +123,8 @@ def resolve(spec: str) -> tuple[str, str | None]:
 def fallback_warning(reason: str, recipe: str | None = None) -> str:
     """The loud warning when ``auto`` falls back to untrained weights; it says which recipe the run uses."""
     if recipe == "untrained":
-        outcome = ("with the untrained recipe (configs/untrained.yaml: per-layer loss normalization, avg pooling, "
-                   "content init). Expect a rough stylization, far from what ImageNet weights give.")
+        outcome = ("with the untrained recipe (configs/untrained.yaml: per-layer loss normalization, shallow layers, "
+                   "avg pooling, the content in the style's palette as init, a plateau stop). Expect a rough stylization, far from what ImageNet weights give.")
     else:
         outcome = ("Results will look like coloured noise rather than a stylization with these layers and weights; "
                    "the untrained recipe (-c untrained) does much better.")

@@ -110,3 +110,35 @@ def test_match_histogram_gives_the_references_values_when_all_are_distinct():
 def test_match_histogram_to_itself_is_the_identity(make_image):
     x = images.to_tensor(make_image(25, 19, 7))
     assert torch.allclose(match_histogram(x, x), x, atol=1e-7, rtol=0)
+
+
+def test_style_palette_is_histogram_matching_against_the_pooled_styles():
+    from skimage.exposure import match_histograms
+
+    from stylize.colors import style_palette
+
+    gen = torch.Generator().manual_seed(4)
+    content = torch.rand(1, 3, 12, 10, generator=gen, dtype=torch.float64)
+    a, b = torch.rand(1, 3, 5, 7, generator=gen, dtype=torch.float64), torch.rand(1, 3, 4, 4, generator=gen, dtype=torch.float64) ** 3
+    pooled = np.concatenate([a[0].reshape(3, -1), b[0].reshape(3, -1)], axis=1).T[None]  # (1, 51, 3) pixels
+    want = match_histograms(content[0].permute(1, 2, 0).numpy(), pooled, channel_axis=-1)
+    got = style_palette(content, [a, b])[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    one = style_palette(content, [a])
+    np.testing.assert_allclose(np.sort(one[0, 1].flatten().numpy())[[0, -1]], [a[0, 1].min(), a[0, 1].max()])
+
+
+def test_style_palette_recolours_the_runs_content(pair):
+    from stylize import images, stylize
+    from stylize.colors import style_palette
+
+    common = dict(write=False, steps=1, size=32, scales="none", weights="untrained", init="content",
+                  style_weight=0.0, blowup_factor=10)
+    before = stylize(*pair, **common).image
+    after = stylize(*pair, **common, style_palette=True).image
+    c, s = (images.to_tensor(images.load_image(p)) for p in pair)
+    want = images.to_tensor(images.resize_shorter(images.to_pil(style_palette(c, [s])), 32))
+    torch.testing.assert_close(after, want)  # one evaluation of the content init: the recoloured content itself
+    assert not torch.allclose(before, after)
+    kept = stylize(*pair, **common, style_palette=True, original_colors=True).image  # original colours win
+    torch.testing.assert_close(kept, stylize(*pair, **common, original_colors=True).image)

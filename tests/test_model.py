@@ -97,7 +97,7 @@ def test_the_cut_line():
 
 def test_weights_auto_resolves_the_recipe_as_run_does():
     s = model_table(build_config(), 64)  # offline: auto -> untrained -> the untrained recipe's layers
-    assert s.recipe == "untrained" and s.pooling == "avg" and s.cut.paper_name == "relu4_2"
+    assert s.recipe == "untrained" and s.pooling == "avg" and s.cut.paper_name == "relu3_1"
     assert any(r.kind == "avg_pool" for r in s.rows) and not any(r.kind == "max_pool" for r in s.rows)
 
 

@@ -15,7 +15,7 @@ from stylize.optimize import optimize
 from stylize.demo import demo_pair
 
 RECIPE_KEYS = ("init", "pooling", "normalize", "style_weight", "content_weight", "style_layers", "content_layers",
-               "lbfgs_line_search")
+               "lbfgs_line_search", "style_palette", "plateau_tol", "plateau_window")
 
 
 # ---- config keys ---------------------------------------------------------------------------------------

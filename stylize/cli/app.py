@@ -159,6 +159,11 @@ class _Progress(Callbacks):
         if r.step % self.log_every == 0:
             self.console.print(f"step {r.step}: {losses}")
 
+    def stopped_early(self, step: int, reason: str) -> None:
+        """The run stopped before its last step (the plateau rule): the bar ends full at ``step``, with why."""
+        if self.task is not None:
+            self.bar.update(self.task, total=step, completed=step, losses=f"stopped: {reason}")
+
     def stop(self) -> None:
         if self.task is not None:
             self.bar.stop()
@@ -222,6 +227,8 @@ def run(
     previous_term = signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # `kill` keeps the work, like Ctrl-C
     try:
         result = run_transfer(cfg, callbacks=progress, resume=resume)
+        if progress and result.stop_reason:
+            progress.stopped_early(len(result.history), result.stop_reason)
     except KeyboardInterrupt:
         _fail("interrupted before the optimization got going; nothing was written.", 130)
     finally:
@@ -238,7 +245,8 @@ def run(
     if result.interrupted:
         console.print(f"[yellow]interrupted at step {len(result.history)}: the image so far and the logs were written.[/]")
     elif result.status != "completed" and not quiet:  # diverged also logs a warning, which --quiet keeps
-        console.print(f"status: {result.status} after {len(result.history)} steps (see {result.paths['json']})")
+        why = f": {result.stop_reason}" if result.stop_reason else ""
+        console.print(f"status: {result.status} after {len(result.history)} steps{why} (see {result.paths['json']})")
     if cfg.profile and result.profile is not None and not quiet:
         console.print(result.profile.table(), soft_wrap=True, markup=False, highlight=False)
     print(result.paths["image"])
