@@ -37,8 +37,8 @@ def test_run_on_dlp_matches_cpu(pair, monkeypatch):
     monkeypatch.setattr(optimize_module.torch.optim, "LBFGS", Recording)
     content, style = pair
     kw = dict(weights="untrained", size=64, steps=10, write=False)
-    cpu = stylize(content, style, device="cpu", exact=True, **kw)  # the seed's graph and LBFGS, as dlp-sim runs them
-    dev = stylize(content, style, device="dlp-sim", **kw)
+    cpu = stylize(content, style, device="cpu", exact=True, **kw)  # the seed's graph and LBFGS...
+    dev = stylize(content, style, device="dlp-sim", exact=True, **kw)  # ...on the device's kernels
     for a, b in zip(cpu.history[:2], dev.history[:2]):
         assert math.isclose(a.total, b.total, rel_tol=1e-5)
     assert psnr(cpu.image, dev.image) >= 30
