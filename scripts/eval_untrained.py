@@ -24,14 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eval_set  # noqa: E402
-from eval_set import gray, histogram_distance, lbp_distance  # noqa: E402
 
 from stylize import images, stylize  # noqa: E402
+from stylize.metrics import as_array, gray, histogram_distance, lbp_distance  # noqa: E402
 from stylize.config import parse_sets  # noqa: E402
 from stylize.demo import demo_pair  # noqa: E402
 
@@ -41,10 +40,6 @@ BEFORE_21 = {"style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1"], "cont
              "style_palette": False,
              "pooling": "avg", "init": "content", "normalize": "targets", "lbfgs_line_search": "strong_wolfe"}
 RECIPES = {"seed": ("default", {}), "untrained": ("untrained", {}), "before-21": ("untrained", BEFORE_21)}
-
-
-def _rgb(t) -> np.ndarray:
-    return t[0].permute(1, 2, 0).numpy().astype(np.float64)  # (H, W, 3) in [0, 1]
 
 
 def real_photo(out: Path) -> Path:
@@ -63,7 +58,7 @@ def evaluate(content: Path, style: Path, out: Path, size: int, steps: int | None
     c_img = images.to_tensor(images.resize_shorter(images.load_image(content), size))
     h, w = c_img.shape[-2:]
     s_img = images.to_tensor(images.resize_cover(images.load_image(style), w, h))
-    c, s = _rgb(c_img), _rgb(s_img)
+    c, s = as_array(c_img), as_array(s_img)
     row = {"content": str(content), "style": str(style), "size": [w, h], "steps": steps,
            "content_hist_to_style": histogram_distance(c, s), "content_lbp_to_style": lbp_distance(c, s), "runs": {}}
     for name, (config, changes) in runs.items():
@@ -71,7 +66,7 @@ def evaluate(content: Path, style: Path, out: Path, size: int, steps: int | None
         t0 = time.perf_counter()
         kwargs = {"steps": steps} if steps else {}
         result = stylize(content, style, path, config=config, weights="untrained", size=size, **kwargs, **changes)
-        o = _rgb(result.image)
+        o = as_array(result.image)
         hist, lbp = histogram_distance(o, s), lbp_distance(o, s)
         row["runs"][name] = {"image": str(path), "seconds": round(time.perf_counter() - t0, 1),
                              "evaluations": len(result.history), "status": result.status,

@@ -17,7 +17,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stylize import checkpoint, images, logs, outputs
+from stylize import images, logs, outputs
 from stylize.cli import app
 
 runner = CliRunner()

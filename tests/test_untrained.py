@@ -13,6 +13,7 @@ from stylize.config import resolve_recipe, untrained_recipe
 from stylize.errors import StylizeError
 from stylize.optimize import optimize
 from stylize.demo import demo_pair
+from stylize.metrics import as_array, gray, histogram_distance
 
 RECIPE_KEYS = ("init", "pooling", "normalize", "style_weight", "content_weight", "style_layers", "content_layers",
                "lbfgs_line_search", "style_palette", "plateau_tol", "plateau_window")
@@ -149,20 +150,6 @@ def test_line_search_runs_exactly_the_steps():
 
 # ---- what the recipe produces ------------------------------------------------------------------------------
 
-def _rgb(t):
-    return t[0].permute(1, 2, 0).numpy().astype(np.float64)  # (H, W, 3)
-
-
-def _gray(a):
-    return a @ np.array([0.299, 0.587, 0.114])
-
-
-def histogram_distance(a, b, bins=8):
-    """Total-variation distance between the joint RGB histograms (bins^3 cells) of two images: 0 .. 1."""
-    ha, hb = (np.histogramdd(x.reshape(-1, 3), bins=bins, range=[(0, 1)] * 3)[0] for x in (a, b))
-    return 0.5 * np.abs(ha / ha.sum() - hb / hb.sum()).sum()
-
-
 def test_histogram_distance():
     a = np.zeros((4, 4, 3))
     assert histogram_distance(a, a) == 0 and histogram_distance(a, a + 0.99) == 1
@@ -186,9 +173,9 @@ def test_recipe_keeps_the_content_and_takes_the_styles_colours():
     content = images.to_tensor(images.resize_shorter(images.load_image(content_path), 32))
     h, w = content.shape[-2:]
     style = images.to_tensor(images.resize_cover(images.load_image(style_path), w, h))
-    c, s, out = _rgb(content), _rgb(style), _rgb(result.image)
-    ssim = structural_similarity(_gray(out), _gray(c), data_range=1.0)
-    floor = structural_similarity(_gray(s), _gray(c), data_range=1.0)
+    c, s, out = as_array(content), as_array(style), as_array(result.image)
+    ssim = structural_similarity(gray(out), gray(c), data_range=1.0)
+    floor = structural_similarity(gray(s), gray(c), data_range=1.0)
     assert ssim >= max(0.25, 4 * floor), (ssim, floor)
     assert histogram_distance(out, s) <= 0.5 * histogram_distance(c, s), (histogram_distance(out, s), histogram_distance(c, s))
 
