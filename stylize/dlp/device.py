@@ -153,7 +153,7 @@ FREE = {  # views, metadata and allocation: no data moves, no kernel
 TRANSFERS: dict = {aten._to_copy: _to_copy, aten.copy_: _copy_, aten._local_scalar_dense: _item}
 
 ELEMENTWISE = (  # aten ops the vector unit runs as they are (the in-place forms included)
-    "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "neg", "neg_", "reciprocal", "pow", "pow_", "square",
+    "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "neg", "neg_", "reciprocal", "pow", "pow_", "square",
     "clamp", "clamp_", "clamp_min", "clamp_max", "relu", "relu_", "threshold_backward", "abs", "sqrt", "rsqrt",
     "exp", "log", "sign", "sigmoid", "tanh", "maximum", "minimum", "where", "masked_fill_", "lerp_", "addcmul_",
     "addcdiv_", "gt", "lt", "ge", "le", "eq", "ne", "isnan", "isinf", "logical_not", "logical_and", "logical_and_",
