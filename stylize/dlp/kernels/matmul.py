@@ -26,6 +26,7 @@ from .. import numerics, runtime
 from ..cost import TileGroup
 
 ACC_BYTES = 4
+_BATCHED_PARTIALS = 1 << 24  # at most this many partial-product elements held at once (64 MB of fp32)
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,15 @@ def _blocked(a: torch.Tensor, b: torch.Tensor | None, bk: int) -> torch.Tensor:
     if nk <= 1 and rest == 0 or nk == 0:
         return a @ b
     full = nk * bk
-    blocks_a = a[:, :full].unflatten(1, (nk, bk)).transpose(0, 1)  # (nk, M, bk): views, no copy
-    blocks_b = b[:full].unflatten(0, (nk, bk))  # (nk, bk, N)
-    out = torch.bmm(blocks_a, blocks_b).sum(0)
+    n = b.shape[1]
+    if nk * m * n > _BATCHED_PARTIALS:  # big products (the lecture's 8192²): accumulate block by block instead
+        out = a[:, :bk] @ b[:bk]
+        for k0 in range(bk, full, bk):
+            out += a[:, k0:k0 + bk] @ b[k0:k0 + bk]
+    else:
+        blocks_a = a[:, :full].unflatten(1, (nk, bk)).transpose(0, 1)  # (nk, M, bk): views, no copy
+        blocks_b = b[:full].unflatten(0, (nk, bk))  # (nk, bk, N)
+        out = torch.bmm(blocks_a, blocks_b).sum(0)
     if rest:
         out += a[:, full:] @ b[full:]  # the remainder block
     return out
