@@ -54,7 +54,7 @@ class Cost:
         return "compute" if self.compute_s >= self.dma_s else "memory"
 
 
-def estimate(groups: list[TileGroup], spec: DeviceSpec, mode: str) -> Cost:
+def estimate(groups: list[TileGroup], spec: DeviceSpec, mode: str, mac_kind: str | None = None) -> Cost:
     """Price a kernel's tiles with the tiled roofline (see the module docstring)."""
     groups = [g for g in groups if g.count > 0]
     cost = Cost()
@@ -67,7 +67,7 @@ def estimate(groups: list[TileGroup], spec: DeviceSpec, mode: str) -> Cost:
     setup = spec.dma_setup_ns * 1e-9
     first = None
     for g in groups:
-        compute = g.macs / (spec.mac_per_cycle[mode] * hz) + g.vector_ops / (spec.vector_per_cycle[mode] * hz)
+        compute = g.macs / (spec.mac_rate(mac_kind or mode) * hz) + g.vector_ops / (spec.vector_per_cycle[mode] * hz)
         dma = (g.bytes_in + g.bytes_out) / bandwidth + g.dmas * setup
         rounds = math.ceil(g.count / spec.cores)
         cost.time_s += rounds * max(compute, dma)

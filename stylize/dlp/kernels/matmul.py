@@ -85,6 +85,22 @@ def _blocked(a: torch.Tensor, b: torch.Tensor | None, bk: int) -> torch.Tensor:
     return out
 
 
+def _kind(role: str) -> str:
+    return "int16" if role == "gradient" else "int8"
+
+
+def product(a: torch.Tensor, b: torch.Tensor | None, roles: tuple[str, str], bk: int, mode: str) -> torch.Tensor:
+    """``A @ B`` (``B = Aᵀ`` when None) as the matrix unit computes it in ``mode``: in int8, integer codes
+    (per-tensor positions), an exact int32 accumulator (saturated), requantized by the two scales."""
+    if mode != "int8":
+        return _blocked(numerics.operand(a, mode, roles[0]), None if b is None else numerics.operand(b, mode, roles[1]), bk)
+    qa = numerics.quantize(a, _kind(roles[0]))
+    qb = qa if b is None else numerics.quantize(b, _kind(roles[1]))
+    codes_b = None if b is None else qb.codes.double()
+    acc = numerics.saturate(_blocked(qa.codes.double(), codes_b, bk), "int32")  # exact: see numerics
+    return (acc.double() * (qa.scale * qb.scale)).float()
+
+
 def matmul(a: torch.Tensor, b: torch.Tensor, roles: tuple[str, str] = ("activation", "weight"),
            scale: float = 1.0, name: str = "matmul") -> torch.Tensor:
     """``scale · A @ B`` for 2-D A (M, K) and B (K, N)."""
@@ -94,11 +110,12 @@ def matmul(a: torch.Tensor, b: torch.Tensor, roles: tuple[str, str] = ("activati
     m, k = a.shape
     n = b.shape[1]
     p = plan(m, n, k, rt.spec.nram_bytes, rt.spec.wram_bytes, a_b, b_b)
-    c = _blocked(numerics.operand(a, rt.mode, roles[0]), numerics.operand(b, rt.mode, roles[1]), p.bk)
+    c = product(a, b, roles, p.bk, rt.mode)
     if scale != 1.0:  # the epilogue
         c = c.mul_(scale)
     c = numerics.store(c, rt.mode)
-    runtime.record(name, tile_groups(m, n, k, p, a_b, b_b, numerics.store_bytes(rt.mode)), started)
+    mac_kind = "int16" if rt.mode == "int8" and "gradient" in roles else None
+    runtime.record(name, tile_groups(m, n, k, p, a_b, b_b, numerics.store_bytes(rt.mode)), started, mac_kind)
     return c
 
 
@@ -113,7 +130,7 @@ def _gram_on_chip(features: torch.Tensor, rt) -> tuple[torch.Tensor, tuple[int, 
     m, k = f.shape
     a_b = numerics.element_bytes(rt.mode, "activation")
     p = plan(m, m, k, rt.spec.nram_bytes, rt.spec.wram_bytes, a_b, a_b)
-    g = _blocked(numerics.operand(f, rt.mode, "activation"), None, p.bk) / features.numel()
+    g = product(f, None, ("activation", "activation"), p.bk, rt.mode) / features.numel()
     return g, (m, m, k), p, a_b
 
 
