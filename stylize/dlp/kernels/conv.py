@@ -28,7 +28,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from .. import numerics, runtime
+from .. import mapping, numerics, runtime
 from ..cost import TileGroup
 
 ACC_BYTES = 4  # fp32 accumulators
@@ -139,8 +139,11 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pad
     ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
     in_kind = "int16" if roles[0] == "gradient" else "int8"
     out_role = "gradient" if roles[0] == "gradient" else "activation"
-    p = plan(cin, cout, kh, kw, ho, wo, rt.spec.nram_bytes, rt.spec.wram_bytes,
-             numerics.element_bytes(mode, roles[0]), numerics.element_bytes(mode, "weight"))
+    # The tiles and loop order of the mapping search (dlp/mapping.py): they price the kernel, and its tiles and
+    # Cin blocks are what executes (the block order decides the fp32 rounding).
+    layer = mapping.ConvLayer(cin, cout, ho, wo, kh, kw)
+    m, traffic = mapping.choose(layer, rt.spec, mode, out_role)
+    p = ConvPlan(m.th, m.tw, m.cb, m.kb)
     qp = runtime.calibrated(weight) if roles == ("activation", "weight") else None
     if qp is not None:  # a `stylize quantize` artefact: its calibrated scales, not dynamic positions
         xq = numerics.affine_uint8(x, qp["input_scale"], qp["input_zero_point"])
@@ -160,8 +163,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pad
         out = out.relu_()
     out = numerics.store(out, mode, out_role)
     mac_kind = "int16" if mode == "int8" and roles[0] == "gradient" else None
-    runtime.record(name, tile_groups(n, cin, cout, kh, kw, ho, wo, p, mode, roles[0], 2 if relu else 1, out_role),
-                   started, mac_kind)
+    runtime.record(name, mapping.tile_groups(layer, m, traffic, n, 2 if relu else 1), started, mac_kind)
     return out
 
 
