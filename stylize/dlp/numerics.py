@@ -2,7 +2,8 @@
 
 - ``fp32``: values pass unchanged (results equal the CPU's up to summation order).
 - ``fp16``: operands are stored in half precision (rounded on the way in), products of two halves are exact
-  in fp32, sums accumulate in fp32, results are stored in half again.
+  in fp32, sums accumulate in fp32, results are stored in half again. Gradients carry a per-tensor
+  power-of-two scale into half (:func:`half_scaled`: loss scaling, per tensor), or the small ones underflow.
 - ``int8``: integer arithmetic as a DLP does it (BANG's fixed point, the seed's adaptive bit-width table):
   activations are int8 codes with one power-of-two *position* per tensor (``x ≈ q · 2^pos``), weights int8
   codes with one position per output channel, gradients int16 codes with one position per tensor. The
@@ -92,10 +93,24 @@ def half(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.float16).to(x.dtype) if x.dtype != torch.float16 else x
 
 
+HALF_TOP = 2.0**14  # scaled gradients put their largest magnitude in [2^14, 2^15): headroom below 65504
+
+
+def half_scaled(x: torch.Tensor) -> torch.Tensor:
+    """A gradient in fp16 with a per-tensor power-of-two scale (dynamic loss scaling, per tensor): ``x · 2^e``
+    rounded to half, then ``/ 2^e``. Without it the content loss's gradient near a content init (~1e-7) is
+    below fp16's smallest subnormal (6e-8) and vanishes; scaling by a power of two adds no rounding of its own."""
+    amax = float(x.detach().abs().max()) if x.numel() else 0.0
+    if amax == 0.0 or not math.isfinite(amax):
+        return half(x)
+    scale = 2.0 ** math.floor(math.log2(HALF_TOP / amax))
+    return half(x * scale) / scale
+
+
 def operand(x: torch.Tensor, mode: str, role: str = "activation") -> torch.Tensor:
     """An operand as the matrix unit sees it: ``role`` is ``activation``, ``weight`` or ``gradient``."""
     if mode == "fp16":
-        return half(x)
+        return half_scaled(x) if role == "gradient" else half(x)
     if mode == "int8":
         return fixed_point(x, "int16" if role == "gradient" else "int8")
     return x
@@ -106,7 +121,7 @@ def store(x: torch.Tensor, mode: str, role: str = "float") -> torch.Tensor:
     requantized to int8 and a ``gradient`` to int16 (each with its own position), a ``float`` (Gram, residual,
     a plain matmul) stays fp32. Returns values (the simulator keeps DRAM in fp32 tensors)."""
     if mode == "fp16":
-        return half(x)
+        return half_scaled(x) if role == "gradient" else half(x)
     if mode == "int8" and role in ("activation", "gradient"):
         return quantize(x, "int16" if role == "gradient" else "int8").values()
     return x

@@ -102,7 +102,7 @@ def product(a: torch.Tensor, b: torch.Tensor | None, roles: tuple[str, str], bk:
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor, roles: tuple[str, str] = ("activation", "weight"),
-           scale: float = 1.0, name: str = "matmul") -> torch.Tensor:
+           scale: float = 1.0, name: str = "matmul", out_role: str = "float") -> torch.Tensor:
     """``scale · A @ B`` for 2-D A (M, K) and B (K, N)."""
     started = time.perf_counter()
     rt = runtime.current()
@@ -113,9 +113,9 @@ def matmul(a: torch.Tensor, b: torch.Tensor, roles: tuple[str, str] = ("activati
     c = product(a, b, roles, p.bk, rt.mode)
     if scale != 1.0:  # the epilogue
         c = c.mul_(scale)
-    c = numerics.store(c, rt.mode)
+    c = numerics.store(c, rt.mode, out_role)
     mac_kind = "int16" if rt.mode == "int8" and "gradient" in roles else None
-    runtime.record(name, tile_groups(m, n, k, p, a_b, b_b, numerics.store_bytes(rt.mode)), started, mac_kind)
+    runtime.record(name, tile_groups(m, n, k, p, a_b, b_b, numerics.store_bytes(rt.mode, out_role)), started, mac_kind)
     return c
 
 
@@ -147,7 +147,7 @@ def gram_backward(grad: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """d/dF of ``gram``: ``(dG + dGᵀ) F / n`` — one matmul."""
     f = _rows(features)
     dg = (grad + grad.t()) / features.numel()  # (a*b, a*b): the vector unit's share, scale included
-    return matmul(dg, f, ("gradient", "activation"), name="gram.backward").reshape(features.shape)
+    return matmul(dg, f, ("gradient", "activation"), name="gram.backward", out_role="gradient").reshape(features.shape)
 
 
 def gram_mse(features: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,4 +169,4 @@ def gram_mse_backward(grad: torch.Tensor, features: torch.Tensor, residual: torc
     f = _rows(features)
     scale = 2.0 / (residual.numel() * features.numel())
     r = (residual + residual.t()) * (grad * scale)  # (C, C): the vector unit folds the scale and incoming gradient in
-    return matmul(r, f, ("gradient", "activation"), name="gram_mse.backward").reshape(features.shape)
+    return matmul(r, f, ("gradient", "activation"), name="gram_mse.backward", out_role="gradient").reshape(features.shape)
