@@ -1,6 +1,7 @@
 """Issue 19's loss table: fp32 / fp16 / int8 on dlp-sim, 100 evaluations at 128 px, two pairs.
 
     PYTHONPATH=. python scripts/dlp_int8_losses.py [--size 128] [--steps 100] [--recipe untrained] [--out DIR]
+        [--modes fp32,fp16,int8,fp32@mlu270] [--pairs demo,procedural]
 
 For each pair and mode: run, write the image (PNG), then score that image twice with one evaluation from it
 (``init`` = the PNG, ``steps=1``): in fp32 (its true loss) and in the run's own mode (the loss that mode
@@ -52,14 +53,18 @@ def main() -> None:
     for name in args.pairs.split(","):
         content, style = pairs[name]
         for mode in args.modes.split(","):
-            r = stylize(content, style, steps=args.steps, dlp_mode=mode, **common)
-            png = out / f"{name}-{mode}.png"
+            # "fp32@mlu270": fp32 on another spec (other tiles, other summation order): the run-to-run spread
+            # that last-bit differences alone give LBFGS.
+            mode, _, spec = mode.partition("@")
+            r = stylize(content, style, steps=args.steps, dlp_mode=mode, dlp_spec=spec or "textbook", **common)
+            png = out / f"{name}-{mode}{'-' + spec if spec else ''}.png"
             to_pil(r.image).save(png)
             true = stylize(content, style, steps=1, init=str(png), dlp_mode="fp32", **common).history[0].total
             told = stylize(content, style, steps=1, init=str(png), dlp_mode=mode, **common).history[0].total
-            rows.append((name, mode, len(r.history), r.history[-1].total, true, told))
-            base = next(t for n, m, *_, t, _ in rows if n == name and m == "fp32") if mode != "fp32" else true
-            print(f"{name:<11}{mode:<6} evals {len(r.history):>4}  last reported {r.history[-1].total:10.5f}  "
+            label = mode + ("@" + spec if spec else "")
+            rows.append((name, label, len(r.history), r.history[-1].total, true, told))
+            base = next((t for n, m, *_, t, _ in rows if n == name and m == "fp32"), true)
+            print(f"{name:<11}{label:<13} evals {len(r.history):>4}  last reported {r.history[-1].total:10.5f}  "
                   f"final loss in fp32 {true:10.5f} ({true / base:5.3f}x fp32's)  reported for that image {told:10.5f} "
                   f"({told / true:5.3f}x)", flush=True)
 
