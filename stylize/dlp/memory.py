@@ -2,7 +2,7 @@
 
 A DLPTensor's values live in a host tensor (``_data``); several wrappers (views) can share one storage. We count
 a storage once, from the first wrapper that holds it until the last one is garbage-collected (a
-``weakref.finalize`` per wrapper), which is what ``torch.cuda.memory_allocated`` reports for CUDA's caching
+weak reference with a callback per wrapper), which is what ``torch.cuda.memory_allocated`` reports for CUDA's caching
 allocator without its cache. An allocation that would pass the spec's ``dram_gb`` raises
 :class:`OutOfMemoryError` before any host memory is taken (for ``empty``; kernel outputs are checked as they
 are wrapped).
@@ -23,6 +23,7 @@ class OutOfMemoryError(torch.OutOfMemoryError, StylizeError):
 
 
 _live: dict[int, list[int]] = {}  # storage address -> [bytes, wrappers holding it]
+_refs: dict[weakref.ref, int] = {}  # a live wrapper's weak reference -> its storage address
 _allocated = 0
 _peak = 0
 
@@ -61,11 +62,12 @@ def track(wrapper: torch.Tensor, data: torch.Tensor) -> None:
         _allocated += nbytes
         _peak = max(_peak, _allocated)
     entry[1] += 1
-    weakref.finalize(wrapper, _release, key)
+    _refs[weakref.ref(wrapper, _release)] = key  # a bare weakref with a callback: cheaper than weakref.finalize
 
 
-def _release(key: int) -> None:
+def _release(ref: weakref.ref) -> None:
     global _allocated
+    key = _refs.pop(ref, None)
     entry = _live.get(key)
     if entry is None:
         return
