@@ -129,3 +129,4 @@ def test_bytes_follow_the_stored_dtypes_and_gradients_run_at_the_int16_rate():
         fw = profile.ops["conv2d"]
         assert ig.compute_s == pytest.approx(ig.macs / 512e9 + ig.vector_ops / 128e9)  # int16 x int8 MACs
         assert fw.compute_s == pytest.approx(fw.macs / 1024e9 + fw.vector_ops / 128e9)  # int8 x int8 MACs
+        assert 0.5 < profile.utilization(ig) <= 1 and 0.5 < profile.utilization(fw) <= 1  # each at its own rate

@@ -51,6 +51,7 @@ class Cost:
     dma_s: float = 0.0
     time_s: float = 0.0
     launch_s: float = 0.0  # the kernel launch's share of time_s
+    ideal_s: float = 0.0  # the work at the chip's peak rates (every core busy): utilization = ideal_s / time_s
     # Per tile group, for the timeline (profile.chrome_trace): (tiles, rounds, compute_s and dma_s per round,
     # whether the matrix unit does the work (else the vector unit)).
     parts: list[tuple[int, int, float, float, bool]] = field(default_factory=list)
@@ -77,6 +78,7 @@ def estimate(groups: list[TileGroup], spec: DeviceSpec, mode: str, mac_kind: str
         dma = (g.bytes_in + g.bytes_out) / bandwidth + g.dmas * setup
         rounds = math.ceil(g.count / spec.cores)
         cost.parts.append((g.count, rounds, compute, dma, g.macs > 0))
+        cost.ideal_s += g.count * compute / spec.cores
         cost.time_s += rounds * max(compute, dma)
         cost.compute_s += rounds * compute
         cost.dma_s += rounds * dma

@@ -29,6 +29,7 @@ class OpStats:
     dma_s: float = 0.0
     sim_s: float = 0.0
     host_s: float = 0.0
+    ideal_s: float = 0.0  # the work at peak rate (see Cost.ideal_s)
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Profile:
         s.compute_s += cost.compute_s
         s.dma_s += cost.dma_s
         s.sim_s += cost.time_s
+        s.ideal_s += cost.ideal_s
         s.host_s += host_s
 
     def fallback(self, op: str, host_s: float = 0.0) -> None:
@@ -85,11 +87,8 @@ class Profile:
 
     def utilization(self, s: OpStats) -> float:
         """Share of the device's peak matrix + vector throughput the op used over its simulated time."""
-        if s.sim_s <= 0:
-            return 0.0
-        hz = self.spec.clock_ghz * 1e9 * self.spec.cores
-        busy = s.macs / (self.spec.mac_per_cycle[self.mode] * hz) + s.vector_ops / (self.spec.vector_per_cycle[self.mode] * hz)
-        return busy / s.sim_s
+        # At each kernel's own rate (int8 mode's gradients run at the int16 rate).
+        return s.ideal_s / s.sim_s if s.sim_s > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         rows = {}
