@@ -161,7 +161,9 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pad
         out = tiled(numerics.operand(x, mode, roles[0]), numerics.operand(weight, mode, roles[1]), bias, padding, p)
     if relu:
         out = out.relu_()
-    out = numerics.store(out, mode, out_role)
+    # A calibrated conv's output stays fp32: its requantization belongs to the consumer's calibrated input scale
+    # (static quantization), which this kernel does not know.
+    out = numerics.store(out, mode, "float" if qp is not None else out_role)
     mac_kind = "int16" if mode == "int8" and roles[0] == "gradient" else None
     runtime.record(name, mapping.tile_groups(layer, m, traffic, n, 2 if relu else 1), started, mac_kind)
     return out
