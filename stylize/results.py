@@ -43,8 +43,9 @@ class RunResult:
 def output_paths(output: Path, cfg: Config) -> dict[str, Path]:
     """The files a run writes: the image, its logs beside it, and the device profile when asked for."""
     paths = {"image": output, **logs.log_paths(output)}
-    if cfg.profile:
+    if cfg.profile:  # the device profile, and the timeline of one evaluation (Chrome / Perfetto trace)
         paths["profile"] = Path(f"{output.with_suffix('')}.dlp-profile.json")
+        paths["trace"] = Path(f"{output.with_suffix('')}.dlp-trace.json")
     return paths
 
 
@@ -86,3 +87,4 @@ def write(out: RunResult, paths: dict[str, Path]) -> None:
         logs.plot_losses(out.history, files.stage(paths["plot"]), title=f"{content.name} x {' + '.join(s.name for s in styles)}")
         if "profile" in paths:
             logs.write_json(out.profile.as_dict(), files.stage(paths["profile"]))
+            logs.write_json(out.profile.timeline(), files.stage(paths["trace"]))

@@ -25,7 +25,9 @@ def _register() -> None:
         return
     from torch.utils.backend_registration import _setup_privateuseone_for_python_backend
 
-    _setup_privateuseone_for_python_backend("dlp")
+    from . import torch_module
+
+    _setup_privateuseone_for_python_backend("dlp", backend_module=torch_module)  # torch.dlp is stylize.dlp.torch_module
 
 
 _register()
@@ -34,4 +36,5 @@ from . import ops  # noqa: E402,F401  (registers the custom ops and their kernel
 from .device import DEVICE, DLPTensor, KERNELS  # noqa: E402,F401
 from .fuse import fuse_conv_relu  # noqa: E402,F401
 from .profile import Profile  # noqa: E402,F401
+from .memory import OutOfMemoryError  # noqa: E402,F401
 from .runtime import configure, current, session  # noqa: E402,F401

@@ -42,6 +42,14 @@ class DlpStyleLoss(StyleLoss):
 class DlpObjective(GraphObjective):
     """The seed's graph on dlp-sim: conv+ReLU pairs fused for the device, style losses by its Gram kernels."""
 
+    trace_one = False  # the run's first objective: its first evaluation is the profile's timeline
+
+    def backward(self, terms) -> None:
+        super().backward(terms)
+        if self.trace_one:  # one evaluation, forward and backward, is what the timeline shows
+            self.trace_one = False
+            runtime.current().profile.stop_trace()
+
     @classmethod
     def build(cls, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config) -> "DlpObjective":
         model, content_losses, style_losses = style_model(net, content, styles, cfg, style_loss=DlpStyleLoss)
@@ -80,6 +88,7 @@ class DlpBackend(Backend):
             self.started = True
             rt = runtime.current()
             self.profile = runtime.configure(rt.spec, rt.mode)
+            objective.trace_one = True
             if self.qparams:  # a fresh profile forgets the calibration: set it again
                 n = self._calibrate()
                 log.info("dlp-sim: calibrated int8 scales for %d convs%s", n,

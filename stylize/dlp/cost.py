@@ -9,7 +9,9 @@ where ``B`` is the chip's DRAM bandwidth, shared by the cores that work at once.
 core loads tile i+1 and stores tile i-1 while it computes tile i, so a steady tile costs ``max(compute, dma)``;
 only the first load and the last compute+store are not hidden. With ``R = ceil(tiles / cores)`` rounds:
 
-    time = Σ_groups R · max(compute, dma) + min(compute, dma) of the first group
+    time = launch + Σ_groups R · max(compute, dma) + min(compute, dma) of the first group
+
+``launch`` is the spec's fixed cost of starting a kernel (``launch_us``).
 
 A kernel is *compute-bound* when its summed compute exceeds its summed DMA time, else *memory-bound*.
 What it does not capture: DRAM page and bank effects, contention between DMA and compute for the buffers,
@@ -20,7 +22,7 @@ transfers (host<->device copies are counted in bytes but not timed).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .spec import DeviceSpec
 
@@ -48,13 +50,18 @@ class Cost:
     compute_s: float = 0.0
     dma_s: float = 0.0
     time_s: float = 0.0
+    launch_s: float = 0.0  # the kernel launch's share of time_s
+    ideal_s: float = 0.0  # the work at the chip's peak rates (every core busy): utilization = ideal_s / time_s
+    # Per tile group, for the timeline (profile.chrome_trace): (tiles, rounds, compute_s and dma_s per round,
+    # whether the matrix unit does the work (else the vector unit)).
+    parts: list[tuple[int, int, float, float, bool]] = field(default_factory=list)
 
     @property
     def bound(self) -> str:
         return "compute" if self.compute_s >= self.dma_s else "memory"
 
 
-def estimate(groups: list[TileGroup], spec: DeviceSpec, mode: str) -> Cost:
+def estimate(groups: list[TileGroup], spec: DeviceSpec, mode: str, mac_kind: str | None = None) -> Cost:
     """Price a kernel's tiles with the tiled roofline (see the module docstring)."""
     groups = [g for g in groups if g.count > 0]
     cost = Cost()
@@ -67,9 +74,11 @@ def estimate(groups: list[TileGroup], spec: DeviceSpec, mode: str) -> Cost:
     setup = spec.dma_setup_ns * 1e-9
     first = None
     for g in groups:
-        compute = g.macs / (spec.mac_per_cycle[mode] * hz) + g.vector_ops / (spec.vector_per_cycle[mode] * hz)
+        compute = g.macs / (spec.mac_rate(mac_kind or mode) * hz) + g.vector_ops / (spec.vector_per_cycle[mode] * hz)
         dma = (g.bytes_in + g.bytes_out) / bandwidth + g.dmas * setup
         rounds = math.ceil(g.count / spec.cores)
+        cost.parts.append((g.count, rounds, compute, dma, g.macs > 0))
+        cost.ideal_s += g.count * compute / spec.cores
         cost.time_s += rounds * max(compute, dma)
         cost.compute_s += rounds * compute
         cost.dma_s += rounds * dma
@@ -79,7 +88,8 @@ def estimate(groups: list[TileGroup], spec: DeviceSpec, mode: str) -> Cost:
         cost.macs += g.count * g.macs
         cost.vector_ops += g.count * g.vector_ops
         cost.dram_bytes += g.count * (g.bytes_in + g.bytes_out)
-    cost.time_s += first
+    cost.launch_s = spec.launch_us * 1e-6
+    cost.time_s += first + cost.launch_s
     return cost
 
 

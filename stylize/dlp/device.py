@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch.utils._pytree import tree_map
 
-from . import runtime
+from . import memory, runtime, torch_module
 from .cost import TileGroup
 from .kernels import conv, matmul, vector
 
@@ -41,7 +41,21 @@ class DLPTensor(torch.Tensor):
         t = torch.Tensor._make_wrapper_subclass(cls, data.shape, strides=data.stride(), storage_offset=data.storage_offset(),
                                                 dtype=data.dtype, device=DEVICE, requires_grad=requires_grad)
         t._data = data
+        memory.track(t, data)
         return t
+
+    def __reduce_ex__(self, proto):
+        # As PyTorch pickles a storage-less device tensor (XLA, MTIA): its values on the host, rebuilt on the device
+        # by a function torch.load's weights_only unpickler allows and that honours map_location.
+        return (torch._utils._rebuild_device_tensor_from_cpu_tensor,
+                (self.cpu().detach(), self.dtype, str(self.device), self.requires_grad))
+
+    def tolist(self):
+        return self.cpu().tolist()  # a counted device -> host copy, as CUDA does
+
+    def numpy(self, *, force: bool = False):
+        raise TypeError("can't convert dlp:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor to host "
+                        "memory first.")
 
     def __repr__(self, *, tensor_contents=None) -> str:
         return f"{self._data!r}".replace("tensor(", "dlp_tensor(", 1)[:-1] + ", device='dlp:0')"
@@ -102,6 +116,7 @@ def _check_same_device(func, args, kwargs) -> None:
 def _to_copy(func, args, kwargs):
     x = args[0]
     target = kwargs.get("device")
+    torch_module.check_index(target)
     k = {key: v for key, v in kwargs.items() if key != "device"}
     data = x._data if isinstance(x, DLPTensor) else x
     out = aten._to_copy.default(data, **k, device=_HOST)
@@ -133,14 +148,58 @@ def _item(func, args, kwargs):
     return args[0]._data.item()
 
 
+def _reserve(size, dtype, device) -> torch.dtype:
+    """Check the device index and the DRAM left before any host memory is taken; returns the dtype."""
+    torch_module.check_index(device)
+    dtype = dtype or torch.get_default_dtype()
+    numel = 1
+    for d in size:
+        numel *= int(d)
+    memory.reserve(numel * torch.empty((), dtype=dtype).element_size())
+    return dtype
+
+
 @torch.library.impl("aten::empty.memory_format", "PrivateUse1")
 def _empty(size, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
-    return DLPTensor(torch.empty(size, dtype=dtype or torch.get_default_dtype(), memory_format=memory_format or torch.contiguous_format))
+    dtype = _reserve(size, dtype, device)
+    return DLPTensor(torch.empty(size, dtype=dtype, memory_format=memory_format or torch.contiguous_format))
 
 
 @torch.library.impl("aten::empty_strided", "PrivateUse1")
 def _empty_strided(size, stride, dtype=None, layout=None, device=None, pin_memory=None):
-    return DLPTensor(torch.empty_strided(size, stride, dtype=dtype or torch.get_default_dtype()))
+    dtype = _reserve(size, dtype, device)
+    return DLPTensor(torch.empty_strided(size, stride, dtype=dtype))
+
+
+@torch.library.impl("aten::_copy_from", "PrivateUse1")
+def _copy_from(src, dst, non_blocking=False):
+    # torch.tensor(data, device='dlp') / as_tensor: PyTorch allocates on the device and copies below the Python
+    # dispatch key, so the copy arrives here rather than at __torch_dispatch__.
+    if isinstance(dst, DLPTensor):
+        runtime.current().profile.transfer("h2d" if not isinstance(src, DLPTensor) else "d2d", src.nbytes)
+        dst._data.copy_(_unwrap(src))
+        return dst
+    runtime.current().profile.transfer("d2h", src.nbytes)
+    return dst.copy_(_unwrap(src))
+
+
+def _keep_on_host(storage, location: str):
+    # torch.load(..., map_location='dlp'): a dlp tensor's values were saved on the host and are moved to the
+    # device by its rebuild function (``__reduce_ex__`` above); the storage itself stays a host storage, since the
+    # simulated device has no storage allocator of its own.
+    return storage if str(location).startswith("dlp") else None
+
+
+torch.serialization.register_package(5, lambda obj: None, _keep_on_host)
+
+
+def _random(func):
+    """Random fills draw from the device's generator (torch.dlp.manual_seed), on the vector unit."""
+    def run(*args, **kwargs):
+        if kwargs.get("generator") is None:
+            kwargs = {**kwargs, "generator": torch_module.generator()}
+        return vector.elementwise(func, args, kwargs, "random")
+    return run
 
 
 # ---- the kernel table ------------------------------------------------------------------------------------
@@ -153,7 +212,7 @@ FREE = {  # views, metadata and allocation: no data moves, no kernel
 TRANSFERS: dict = {aten._to_copy: _to_copy, aten.copy_: _copy_, aten._local_scalar_dense: _item}
 
 ELEMENTWISE = (  # aten ops the vector unit runs as they are (the in-place forms included)
-    "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "neg", "neg_", "reciprocal", "pow", "pow_", "square",
+    "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "neg", "neg_", "reciprocal", "pow", "pow_", "square",
     "clamp", "clamp_", "clamp_min", "clamp_max", "relu", "relu_", "threshold_backward", "abs", "sqrt", "rsqrt",
     "exp", "log", "sign", "sigmoid", "tanh", "maximum", "minimum", "where", "masked_fill_", "lerp_", "addcmul_",
     "addcdiv_", "gt", "lt", "ge", "le", "eq", "ne", "isnan", "isinf", "logical_not", "logical_and", "logical_and_",
@@ -219,6 +278,7 @@ KERNELS: dict = {
     aten.avg_pool2d_backward.default: lambda *a: vector.pool(aten.avg_pool2d_backward.default, a, {}, "avg_pool2d.backward"),
 }
 _BY_PACKET = {getattr(aten, name): name for name in ELEMENTWISE if hasattr(aten, name)}
+_RANDOM = {aten.normal_, aten.uniform_, aten.bernoulli_, aten.bernoulli, aten.random_, aten.exponential_}
 
 
 def _lookup(func):
@@ -231,6 +291,8 @@ def _lookup(func):
         return "free", None
     if packet in _BY_PACKET:
         return "kernel", _named(_BY_PACKET[packet])(func)
+    if packet in _RANDOM:
+        return "kernel", _random(func)
     return "fallback", None
 
 

@@ -76,7 +76,8 @@ def calibrated(weight: torch.Tensor) -> dict | None:
     return rt.calibration.get(weight.data_ptr()) if rt.mode == "int8" and rt.calibration else None
 
 
-def record(name: str, groups: list[TileGroup], started: float) -> None:
-    """Price ``groups`` on the current spec and add them, with the host time since ``started``, to the profile."""
+def record(name: str, groups: list[TileGroup], started: float, mac_kind: str | None = None) -> None:
+    """Price ``groups`` on the current spec and add them, with the host time since ``started``, to the profile.
+    ``mac_kind``: the matrix unit's rate when it differs from the mode's (``int16`` for int8 mode's gradients)."""
     rt = current()
-    rt.profile.record(name, estimate(groups, rt.spec, rt.mode), time.perf_counter() - started)
+    rt.profile.record(name, estimate(groups, rt.spec, rt.mode, mac_kind), time.perf_counter() - started)

@@ -35,15 +35,42 @@ class DeviceSpec:
     dma_setup_ns: float  # fixed cost of one DMA transfer
     mac_per_cycle: dict[str, int]  # matrix unit, per core, by numerics mode
     vector_per_cycle: dict[str, int]  # vector unit element operations, per core, by numerics mode
-    sram_kb: float = 0  # shared SRAM per cluster (recorded; the cost model does not use it yet)
+    sram_kb: float = 0  # shared SRAM per cluster of ``cluster_cores`` cores (0: none)
+    # What the toolchain keeps for itself: BANG's compiler (cncc) reserves part of NRAM (and SRAM) for its stack
+    # and spills, so kernels tile against ``nram_kb - nram_reserved_kb`` (see configs/dlp/mlu270.yaml).
+    nram_reserved_kb: float = 0
+    wram_reserved_kb: float = 0
+    sram_reserved_kb: float = 0
+    cluster_cores: int = 1  # cores sharing one SRAM
+    sram_gbps: float = 0  # SRAM <-> NRAM bandwidth per cluster, GB/s (0: SRAM not used as a level)
+    launch_us: float = 0  # fixed host-side cost of launching one kernel
+    dram_gb: float = 8  # device DRAM capacity: allocations past it raise torch.dlp.OutOfMemoryError
 
     @property
     def nram_bytes(self) -> int:
-        return int(self.nram_kb * 1024)
+        """Usable NRAM per core (after the compiler's reservation)."""
+        return int((self.nram_kb - self.nram_reserved_kb) * 1024)
 
     @property
     def wram_bytes(self) -> int:
-        return int(self.wram_kb * 1024)
+        """Usable WRAM per core (after the compiler's reservation)."""
+        return int((self.wram_kb - self.wram_reserved_kb) * 1024)
+
+    @property
+    def sram_bytes(self) -> int:
+        """Usable shared SRAM per cluster (after the compiler's reservation); 0 without one."""
+        return max(0, int((self.sram_kb - self.sram_reserved_kb) * 1024))
+
+    @property
+    def dram_bytes(self) -> int:
+        return int(self.dram_gb * 1024**3)
+
+    def mac_rate(self, kind: str) -> int:
+        """Matrix-unit MACs per cycle per core for ``kind``: a mode, or ``int16`` (int8 mode's gradients: an
+        int16 x int8 product; half the int8 rate unless the spec says otherwise)."""
+        if kind == "int16":
+            return self.mac_per_cycle.get("int16", max(1, self.mac_per_cycle["int8"] // 2))
+        return self.mac_per_cycle[kind]
 
 
 def bundled() -> dict[str, Path]:
@@ -93,7 +120,8 @@ def from_dict(data: Any, where: str = "spec") -> DeviceSpec:
     if not isinstance(out["name"], (str, int, float)) or isinstance(out["name"], bool):
         raise StylizeError(f"dlp_spec: {where}: name: expected a name, got {_show(out['name'])}")
     out["name"] = str(out["name"])
-    for key in ("cores", "clock_ghz", "nram_kb", "wram_kb", "dram_gbps", "dma_setup_ns", "sram_kb"):
+    zero_ok = ("dma_setup_ns", "sram_kb", "nram_reserved_kb", "wram_reserved_kb", "sram_reserved_kb", "sram_gbps", "launch_us")
+    for key in ("cores", "clock_ghz", "nram_kb", "wram_kb", "dram_gbps", "dram_gb", "cluster_cores", *zero_ok):
         if key not in out:
             continue
         value = out[key]
@@ -101,16 +129,18 @@ def from_dict(data: Any, where: str = "spec") -> DeviceSpec:
             number = float(value)
         except (TypeError, ValueError):
             number = float("nan")
-        low = 0 if key in ("dma_setup_ns", "sram_kb") else 1e-9
+        low = 0 if key in zero_ok else 1e-9
         if isinstance(value, bool) or not number >= low or number == float("inf"):
             raise StylizeError(f"dlp_spec: {where}: {key}: expected a positive number, got {_show(value)}")
-        out[key] = int(number) if key == "cores" else number
+        out[key] = int(number) if key in ("cores", "cluster_cores") else number
     for key in ("mac_per_cycle", "vector_per_cycle"):
         rates = out[key]
-        if not isinstance(rates, dict) or set(rates) != set(MODES) or not all(
+        allowed = set(MODES) | ({"int16"} if key == "mac_per_cycle" else set())  # int16: gradients (optional)
+        if not isinstance(rates, dict) or not set(MODES) <= set(rates) <= allowed or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in rates.values()):
             raise StylizeError(f"dlp_spec: {where}: {key}: expected positive whole numbers for each of {', '.join(MODES)}, got {_show(rates)}")
     spec = DeviceSpec(**out)
     if spec.nram_bytes < 4096 or spec.wram_bytes < 4096:
-        raise StylizeError(f"dlp_spec: {where}: nram_kb and wram_kb must be at least 4 (a 3x3 kernel's tiles must fit)")
+        raise StylizeError(f"dlp_spec: {where}: nram_kb and wram_kb, less their reservations, must be at least 4 (a 3x3 "
+                           "kernel's tiles must fit)")
     return spec

@@ -26,6 +26,7 @@ from .. import numerics, runtime
 from ..cost import TileGroup
 
 ACC_BYTES = 4
+_BATCHED_PARTIALS = 1 << 24  # at most this many partial-product elements held at once (64 MB of fp32)
 
 
 @dataclass(frozen=True)
@@ -70,16 +71,38 @@ def _blocked(a: torch.Tensor, b: torch.Tensor | None, bk: int) -> torch.Tensor:
     if nk <= 1 and rest == 0 or nk == 0:
         return a @ b
     full = nk * bk
-    blocks_a = a[:, :full].unflatten(1, (nk, bk)).transpose(0, 1)  # (nk, M, bk): views, no copy
-    blocks_b = b[:full].unflatten(0, (nk, bk))  # (nk, bk, N)
-    out = torch.bmm(blocks_a, blocks_b).sum(0)
+    n = b.shape[1]
+    if nk * m * n > _BATCHED_PARTIALS:  # big products (the lecture's 8192²): accumulate block by block instead
+        out = a[:, :bk] @ b[:bk]
+        for k0 in range(bk, full, bk):
+            out += a[:, k0:k0 + bk] @ b[k0:k0 + bk]
+    else:
+        blocks_a = a[:, :full].unflatten(1, (nk, bk)).transpose(0, 1)  # (nk, M, bk): views, no copy
+        blocks_b = b[:full].unflatten(0, (nk, bk))  # (nk, bk, N)
+        out = torch.bmm(blocks_a, blocks_b).sum(0)
     if rest:
         out += a[:, full:] @ b[full:]  # the remainder block
     return out
 
 
+def _kind(role: str) -> str:
+    return "int16" if role == "gradient" else "int8"
+
+
+def product(a: torch.Tensor, b: torch.Tensor | None, roles: tuple[str, str], bk: int, mode: str) -> torch.Tensor:
+    """``A @ B`` (``B = Aᵀ`` when None) as the matrix unit computes it in ``mode``: in int8, integer codes
+    (per-tensor positions), an exact int32 accumulator (saturated), requantized by the two scales."""
+    if mode != "int8":
+        return _blocked(numerics.operand(a, mode, roles[0]), None if b is None else numerics.operand(b, mode, roles[1]), bk)
+    qa = numerics.quantize(a, _kind(roles[0]))
+    qb = qa if b is None else numerics.quantize(b, _kind(roles[1]))
+    codes_b = None if b is None else qb.codes.double()
+    acc = numerics.saturate(_blocked(qa.codes.double(), codes_b, bk), "int32")  # exact: see numerics
+    return (acc.double() * (qa.scale * qb.scale)).float()
+
+
 def matmul(a: torch.Tensor, b: torch.Tensor, roles: tuple[str, str] = ("activation", "weight"),
-           scale: float = 1.0, name: str = "matmul") -> torch.Tensor:
+           scale: float = 1.0, name: str = "matmul", out_role: str = "float") -> torch.Tensor:
     """``scale · A @ B`` for 2-D A (M, K) and B (K, N)."""
     started = time.perf_counter()
     rt = runtime.current()
@@ -87,11 +110,12 @@ def matmul(a: torch.Tensor, b: torch.Tensor, roles: tuple[str, str] = ("activati
     m, k = a.shape
     n = b.shape[1]
     p = plan(m, n, k, rt.spec.nram_bytes, rt.spec.wram_bytes, a_b, b_b)
-    c = _blocked(numerics.operand(a, rt.mode, roles[0]), numerics.operand(b, rt.mode, roles[1]), p.bk)
+    c = product(a, b, roles, p.bk, rt.mode)
     if scale != 1.0:  # the epilogue
         c = c.mul_(scale)
-    c = numerics.store(c, rt.mode)
-    runtime.record(name, tile_groups(m, n, k, p, a_b, b_b, numerics.store_bytes(rt.mode)), started)
+    c = numerics.store(c, rt.mode, out_role)
+    mac_kind = "int16" if rt.mode == "int8" and "gradient" in roles else None
+    runtime.record(name, tile_groups(m, n, k, p, a_b, b_b, numerics.store_bytes(rt.mode, out_role)), started, mac_kind)
     return c
 
 
@@ -106,7 +130,7 @@ def _gram_on_chip(features: torch.Tensor, rt) -> tuple[torch.Tensor, tuple[int, 
     m, k = f.shape
     a_b = numerics.element_bytes(rt.mode, "activation")
     p = plan(m, m, k, rt.spec.nram_bytes, rt.spec.wram_bytes, a_b, a_b)
-    g = _blocked(numerics.operand(f, rt.mode, "activation"), None, p.bk) / features.numel()
+    g = product(f, None, ("activation", "activation"), p.bk, rt.mode) / features.numel()
     return g, (m, m, k), p, a_b
 
 
@@ -123,7 +147,7 @@ def gram_backward(grad: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """d/dF of ``gram``: ``(dG + dGᵀ) F / n`` — one matmul."""
     f = _rows(features)
     dg = (grad + grad.t()) / features.numel()  # (a*b, a*b): the vector unit's share, scale included
-    return matmul(dg, f, ("gradient", "activation"), name="gram.backward").reshape(features.shape)
+    return matmul(dg, f, ("gradient", "activation"), name="gram.backward", out_role="gradient").reshape(features.shape)
 
 
 def gram_mse(features: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,4 +169,4 @@ def gram_mse_backward(grad: torch.Tensor, features: torch.Tensor, residual: torc
     f = _rows(features)
     scale = 2.0 / (residual.numel() * features.numel())
     r = (residual + residual.t()) * (grad * scale)  # (C, C): the vector unit folds the scale and incoming gradient in
-    return matmul(r, f, ("gradient", "activation"), name="gram_mse.backward").reshape(features.shape)
+    return matmul(r, f, ("gradient", "activation"), name="gram_mse.backward", out_role="gradient").reshape(features.shape)
