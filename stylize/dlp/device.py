@@ -216,7 +216,7 @@ ELEMENTWISE = (  # aten ops the vector unit runs as they are (the in-place forms
     "clamp", "clamp_", "clamp_min", "clamp_max", "relu", "relu_", "threshold_backward", "abs", "sqrt", "rsqrt",
     "exp", "log", "sign", "sigmoid", "tanh", "maximum", "minimum", "where", "masked_fill_", "lerp_", "addcmul_",
     "addcdiv_", "gt", "lt", "ge", "le", "eq", "ne", "isnan", "isinf", "logical_not", "logical_and", "logical_and_",
-    "logical_or", "logical_or_", "bitwise_and", "bitwise_and_", "fill_", "zero_", "ones_like", "zeros_like",
+    "logical_or", "logical_or_", "bitwise_and", "bitwise_and_", "bitwise_or", "bitwise_or_", "fill_", "zero_", "ones_like", "zeros_like",
     "full_like", "new_zeros", "new_ones", "new_full", "clone", "cat", "stack", "max", "min", "amax", "any", "all",
     "mse_loss_backward",
 )
