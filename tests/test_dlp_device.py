@@ -177,7 +177,7 @@ def test_stylize_run_reports_out_of_memory_in_one_line(pair, tmp_path):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     # run turns any torch.OutOfMemoryError into this line (the dlp error is one); called directly, the error is ours
-    assert lines == ["error: out of memory on dlp:0 at size 32. Use a smaller --size."] and "Traceback" not in result.output
+    assert lines == ["error: out of memory on dlp-sim at size 32. Use a smaller --size."] and "Traceback" not in result.output
     assert not (tmp_path / "o.png").exists()
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import stylize.dlp as dlp
 from stylize.dlp import cost, numerics, spec as specs
-from stylize.dlp.kernels import conv, matmul
+from stylize.dlp.kernels import conv
 
 TINY = specs.from_dict(dict(name="tiny", cores=1, clock_ghz=1, nram_kb=4, wram_kb=4, dram_gbps=1, dma_setup_ns=0,
                             mac_per_cycle=dict(fp32=1, fp16=2, int8=4), vector_per_cycle=dict(fp32=1, fp16=2, int8=2)))

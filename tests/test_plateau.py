@@ -7,6 +7,7 @@ import torch
 
 from stylize import build_config, stylize
 from stylize.errors import StylizeError
+from stylize.objective import GraphObjective, LossWeights
 from stylize.optimize import optimize
 from stylize.plateau import plateau
 
@@ -59,7 +60,7 @@ class _Decay(torch.nn.Module):
 def _run(values, steps, **kwargs):
     fake = _Decay(values)
     image = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    return fake, optimize(fake, [fake], [], image, steps=steps, style_weight=1.0, content_weight=1.0,
+    return fake, optimize(GraphObjective(fake, [fake], [], LossWeights(1.0, 1.0)), image, steps=steps,
                           optimizer="adam", **kwargs)
 
 
@@ -124,7 +125,7 @@ def test_progress_bar_ends_with_the_reason():
 
     from rich.console import Console
 
-    from stylize.cli import _Progress
+    from stylize.cli.app import _Progress
     from stylize.optimize import StepRecord
     from stylize.schedule import Stage
 
@@ -132,7 +133,7 @@ def test_progress_bar_ends_with_the_reason():
     bar = _Progress(Console(file=out, force_terminal=True, width=200), log_every=50)
     bar.plan([Stage(32, 32, 32, 100)])
     for step in range(1, 8):
-        bar(StepRecord(step, 0.1 * step, 1.0, 2.0, 3.0))
+        bar.step(StepRecord(step, 0.1 * step, 1.0, 2.0, 3.0))
     bar.stopped_early(7, "plateau: the best loss fell 0.10% over the last 3 evaluations")
     bar.stop()
     text = out.getvalue()

@@ -24,12 +24,42 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from . import numerics
 from .cost import TileGroup
 from .spec import DeviceSpec
 
 ACC_BYTES = 4
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    th: int  # output tile height
+    tw: int  # output tile width
+    ci_blk: int  # input channels per block
+    co_blk: int  # output channels per WRAM block
+
+
+@lru_cache(maxsize=256)
+def plan(cin: int, cout: int, kh: int, kw: int, ho: int, wo: int, nram: int, wram: int, in_b: int, w_b: int) -> ConvPlan:
+    """The largest tiles that fit the buffers (half of each: double buffering)."""
+    nb, wb = nram // 2, wram // 2
+    ci_blk = max(1, min(cin, wb // (kh * kw * w_b), (nb // 2) // (kh * kw * in_b)))
+    co_blk = max(1, min(cout, wb // (ci_blk * kh * kw * w_b), (nb - ci_blk * kh * kw * in_b) // ACC_BYTES))
+
+    def fits(th: int, tw: int) -> bool:
+        return ci_blk * (th + kh - 1) * (tw + kw - 1) * in_b + co_blk * th * tw * ACC_BYTES <= nb
+
+    t = 1
+    while t < max(ho, wo) and fits(min(t + 1, ho), min(t + 1, wo)):
+        t += 1
+    th, tw = min(t, ho), min(t, wo)
+    while tw < wo and fits(th, tw + 1):
+        tw += 1
+    while th < ho and fits(th + 1, tw):
+        th += 1
+    return ConvPlan(th, tw, ci_blk, co_blk)
 ORDERS = tuple("".join(p) for p in itertools.permutations("PKC"))
 
 
@@ -170,10 +200,8 @@ def current(layer: ConvLayer, spec: DeviceSpec, mode: str = "fp32", role: str = 
     """The mapping the conv kernel uses without a search (:func:`kernels.conv.plan`): the largest Cin block and
     tiles that fit; weight-stationary (K outside P) when Cin fits in one block, else each tile walks its Cin
     blocks (P, K outside C)."""
-    from .kernels import conv
-
     in_b, w_b, _ = bytes_per(mode, role)
-    p = conv.plan(layer.c, layer.k, layer.r, layer.s, layer.h, layer.w, spec.nram_bytes, spec.wram_bytes, in_b, w_b)
+    p = plan(layer.c, layer.k, layer.r, layer.s, layer.h, layer.w, spec.nram_bytes, spec.wram_bytes, in_b, w_b)
     return Mapping("KPC" if p.ci_blk >= layer.c else "PKC", p.th, p.tw, p.ci_blk, p.co_blk)
 
 

@@ -22,45 +22,14 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
 from .. import mapping, numerics, runtime
+from ..mapping import ACC_BYTES, ConvPlan, plan  # noqa: F401  (the kernel's default plan; tests call conv.plan)
 from ..cost import TileGroup
 
-ACC_BYTES = 4  # fp32 accumulators
-
-
-@dataclass(frozen=True)
-class ConvPlan:
-    th: int  # output tile height
-    tw: int  # output tile width
-    ci_blk: int  # input channels per block
-    co_blk: int  # output channels per WRAM block
-
-
-@lru_cache(maxsize=256)
-def plan(cin: int, cout: int, kh: int, kw: int, ho: int, wo: int, nram: int, wram: int, in_b: int, w_b: int) -> ConvPlan:
-    """The largest tiles that fit the buffers (half of each: double buffering)."""
-    nb, wb = nram // 2, wram // 2
-    ci_blk = max(1, min(cin, wb // (kh * kw * w_b), (nb // 2) // (kh * kw * in_b)))
-    co_blk = max(1, min(cout, wb // (ci_blk * kh * kw * w_b), (nb - ci_blk * kh * kw * in_b) // ACC_BYTES))
-
-    def fits(th: int, tw: int) -> bool:
-        return ci_blk * (th + kh - 1) * (tw + kw - 1) * in_b + co_blk * th * tw * ACC_BYTES <= nb
-
-    t = 1
-    while t < max(ho, wo) and fits(min(t + 1, ho), min(t + 1, wo)):
-        t += 1
-    th, tw = min(t, ho), min(t, wo)
-    while tw < wo and fits(th, tw + 1):
-        tw += 1
-    while th < ho and fits(th + 1, tw):
-        th += 1
-    return ConvPlan(th, tw, ci_blk, co_blk)
 
 
 def _splits(total: int, block: int) -> list[tuple[int, int]]:
