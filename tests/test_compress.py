@@ -256,8 +256,9 @@ def test_dlp_int8_uses_the_calibrated_scales(calibrated):
         dynamic = conv.conv2d(x, weight, p["bias"], (1, 1))
         assert runtime.calibrate([(weight, p)]) == 1
         static = conv.conv2d(x, weight, p["bias"], (1, 1))
-    assert torch.allclose(static, expected, rtol=1e-5, atol=1e-6)
-    assert not torch.allclose(dynamic, expected, rtol=1e-5, atol=1e-6)  # it did change something
+    # atol 1e-5: fp32 rounding of the tile order (the mapping chosen depends on the spec's state), ~1e-6 seen
+    assert torch.allclose(static, expected, rtol=1e-5, atol=1e-5), float((static - expected).abs().max())
+    assert not torch.allclose(dynamic, expected, rtol=1e-5, atol=1e-5)  # it did change something
 
 
 # ---- the commands ------------------------------------------------------------------------------------------------
