@@ -1,7 +1,7 @@
 """Issue 19's loss table: fp32 / fp16 / int8 on dlp-sim, 100 evaluations at 128 px, two pairs.
 
     PYTHONPATH=. python scripts/dlp_int8_losses.py [--size 128] [--steps 100] [--recipe untrained] [--out DIR]
-        [--modes fp32,fp16,int8,fp32@mlu270] [--pairs demo,procedural]
+        [--modes fp32,fp16,int8,fp32@mlu270] [--pairs demo,procedural] [--set plateau_tol=0 ...]
 
 For each pair and mode: run, write the image (PNG), then score that image twice with one evaluation from it
 (``init`` = the PNG, ``steps=1``): in fp32 (its true loss) and in the run's own mode (the loss that mode
@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import yaml
 from PIL import Image
 
 from stylize import configs, stylize
@@ -42,12 +43,15 @@ def main() -> None:
     ap.add_argument("--modes", default="fp32,fp16,int8")
     ap.add_argument("--pairs", default="demo,procedural")
     ap.add_argument("--out", default=None, help="keep the images here (default: a temp dir)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config key for the runs (e.g. plateau_tol=0: all --steps evaluations)")
     args = ap.parse_args()
     out = Path(args.out or tempfile.mkdtemp())
     out.mkdir(parents=True, exist_ok=True)
     config = str(resources.files(configs) / f"{args.recipe}.yaml")
     pairs = {"demo": (None, None),
              "procedural": (procedural(out / "p-content.png", 160, 128, 1), procedural(out / "p-style.png", 128, 128, 2))}
+    sets = {k: yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in args.set)}
     common = dict(config=config, weights="untrained", size=args.size, write=False, device="dlp-sim")
     rows = []
     for name in args.pairs.split(","):
@@ -56,7 +60,7 @@ def main() -> None:
             # "fp32@mlu270": fp32 on another spec (other tiles, other summation order): the run-to-run spread
             # that last-bit differences alone give LBFGS.
             mode, _, spec = mode.partition("@")
-            r = stylize(content, style, steps=args.steps, dlp_mode=mode, dlp_spec=spec or "textbook", **common)
+            r = stylize(content, style, steps=args.steps, dlp_mode=mode, dlp_spec=spec or "textbook", **common, **sets)
             png = out / f"{name}-{mode}{'-' + spec if spec else ''}.png"
             to_pil(r.image).save(png)
             true = stylize(content, style, steps=1, init=str(png), dlp_mode="fp32", **common).history[0].total
