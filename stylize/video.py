@@ -54,6 +54,7 @@ class VideoConfig:
     first_steps: int | None = None  # evaluations of frame 1 (the normal schedule); none: the config's steps
     independent: bool = False  # baseline: every frame as frame 1 (noise init, no temporal term), for --report
     encode_partial: bool = False  # on Ctrl-C, also encode the frames finished so far
+    report: bool = False  # write <work>/report.json: per-frame seconds, steps and temporal warp error
 
 
 @dataclass
@@ -79,6 +80,11 @@ class VideoResult:
     encoded: bool = False
     device: str = ""
     weights: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"output": str(self.output), "work": str(self.work), "fps": str(self.fps), "status": self.status,
+                "encoded": self.encoded, "device": self.device, "weights": self.weights, "summary": self.summary(),
+                "frames": [dataclasses.asdict(f) for f in self.frames]}
 
     def summary(self) -> dict[str, Any]:
         """Medians of the frames computed in this call: seconds of frame 1 and of later frames, warp error."""
@@ -175,7 +181,7 @@ def stylize_video(vcfg: VideoConfig, cfg: Config, callbacks: Callbacks | None = 
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
     settings = {"input": str(clip.path.resolve()), "frames": wanted, "fps": str(fps), "video": dataclasses.asdict(vcfg),
                 "config": dataclasses.asdict(cfg)}
-    for key in ("output", "encode_partial"):
+    for key in ("output", "encode_partial", "report"):
         settings["video"].pop(key)
     settings["config"].pop("output")
     settings = json.loads(json.dumps(settings))  # as video.json holds it
@@ -240,6 +246,9 @@ def stylize_video(vcfg: VideoConfig, cfg: Config, callbacks: Callbacks | None = 
                 with AtomicFiles() as files:
                     frames.encode(finished, output, files.stage(output), fps, clip, span)
             result.encoded = True
+    if vcfg.report:
+        with interrupts_ignored(), AtomicFiles() as files:
+            files.stage(work / "report.json").write_text(json.dumps(result.as_dict(), indent=1), encoding="utf-8")
     return result
 
 
