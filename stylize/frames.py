@@ -202,7 +202,7 @@ def encode(frame_files: list[Path], out: Path, tmp: Path, fps: Fraction, source:
                 if packet.dts is None or packet.pts is None:
                     continue
                 t = float(packet.pts * audio_in.time_base)
-                if t < t0 - 1e-6 or t >= t1 - 1e-6:
+                if (t0 > 0 and t < t0 - 1e-6) or t >= t1 - 1e-6:  # from the start: the encoder's priming too
                     continue
                 packet.pts -= offset
                 packet.dts -= offset

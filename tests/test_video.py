@@ -116,3 +116,166 @@ def test_the_temporal_term_is_in_the_objective_total():
     assert LossWeights.of(Config(temporal_weight=7.0)).temporal == 7.0
     terms = Terms(torch.tensor(1.0), torch.tensor(2.0), 0.5, torch.tensor(0.25))
     assert float(terms.total) == pytest.approx(3.75)
+
+
+# ---- frames in and out, resuming, the command ------------------------------------------------------------------
+
+av = pytest.importorskip("av")
+
+from fractions import Fraction  # noqa: E402
+
+from PIL import Image  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from stylize import frames as frames_lib, video  # noqa: E402
+from stylize.cli.app import app  # noqa: E402
+from stylize.config import build_config  # noqa: E402
+from stylize.errors import StylizeError  # noqa: E402
+
+TINY = ["--size", "32", "--first-steps", "3", "--steps", "2", "--weights", "untrained", "--device", "cpu", "-q"]
+
+
+def clip_frames(n: int, side: int = 32):
+    """n frames of the moving square, as uint8 (side, side, 3) arrays."""
+    for t in range(n):
+        image = frame(t)[..., :side, :side] if side <= H else None
+        yield (image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def make_clip(path, n: int = 5, fps: int = 10, audio: bool = True, video_stream: bool = True) -> None:
+    """A tiny H.264 clip (32x32) with an AAC tone of the same duration."""
+    with av.open(str(path), "w") as container:
+        stream = None
+        if video_stream:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        tone = container.add_stream("aac", rate=8000) if audio else None
+        if tone is not None:
+            tone.layout = "mono"
+        if stream is not None:
+            for k, pixels in enumerate(clip_frames(n)):
+                f = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                f.pts = k
+                for packet in stream.encode(f):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        if tone is not None:
+            samples = 8000 * n // fps
+            wave = (0.2 * np.sin(np.arange(samples) * 0.3)).astype(np.float32)[None]
+            for start in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(wave[:, start:start + 1024], format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts, chunk.time_base = 8000, start, Fraction(1, 8000)
+                for packet in tone.encode(chunk):
+                    container.mux(packet)
+            for packet in tone.encode():
+                container.mux(packet)
+
+
+def audio_packets(path):
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_the_command_keeps_frame_count_fps_and_audio(tmp_path, pair):
+    make_clip(tmp_path / "clip.mp4", n=5, fps=10)
+    result = invoke("video", tmp_path / "clip.mp4", pair[1], "-o", tmp_path / "out.mp4", *TINY)
+    assert result.exit_code == 0, result.output
+    with av.open(str(tmp_path / "out.mp4")) as out:
+        v = out.streams.video[0]
+        assert sum(1 for _ in out.decode(v)) == 5
+        assert v.average_rate == 10
+        assert len(out.streams.audio) == 1 and out.streams.audio[0].codec_context.name == "aac"
+    assert audio_packets(tmp_path / "out.mp4") == audio_packets(tmp_path / "clip.mp4")  # copied unchanged
+    assert len(list((tmp_path / "out.frames").glob("frame*.png"))) == 5
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, pair):
+    make_clip(tmp_path / "clip.mp4", n=4, audio=False)
+    cfg = build_config(overrides={"size": 32, "weights": "untrained", "device": "cpu", "style": [str(pair[1])]})
+    settings = {"first_steps": 3, "steps": 2}
+    whole = video.stylize_video(video.VideoConfig(str(tmp_path / "clip.mp4"), str(tmp_path / "a"), **settings), cfg)
+    assert whole.status == "completed" and len(whole.frames) == 4
+
+    def stop_after_two(stats, total):
+        if stats.index == 1:
+            raise KeyboardInterrupt  # Ctrl-C right after frame 2 was written
+
+    cut = video.stylize_video(video.VideoConfig(str(tmp_path / "clip.mp4"), str(tmp_path / "b"), **settings), cfg,
+                              on_frame=stop_after_two)
+    assert cut.status == "interrupted" and sorted(p.name for p in (tmp_path / "b").glob("frame*")) == \
+        ["frame000001.png", "frame000002.png"]
+    rest = video.stylize_video(video.VideoConfig(str(tmp_path / "clip.mp4"), str(tmp_path / "b"), **settings), cfg)
+    assert [f.resumed for f in rest.frames] == [True, True, False, False]
+    for k in range(4):
+        a = np.asarray(Image.open(tmp_path / "a" / f"frame{k + 1:06d}.png"))
+        b = np.asarray(Image.open(tmp_path / "b" / f"frame{k + 1:06d}.png"))
+        assert np.array_equal(a, b), f"frame {k + 1} differs"
+    # other settings in the same work folder: refused, nothing overwritten
+    with pytest.raises(StylizeError, match="other settings"):
+        video.stylize_video(video.VideoConfig(str(tmp_path / "clip.mp4"), str(tmp_path / "b"), first_steps=3, steps=3), cfg)
+
+
+def test_an_animated_gif_and_a_folder_of_frames(tmp_path, pair):
+    pictures = [Image.fromarray(p) for p in clip_frames(3)]
+    pictures[0].save(tmp_path / "anim.gif", save_all=True, append_images=pictures[1:], duration=50, loop=0)
+    clip = frames_lib.open_clip(tmp_path / "anim.gif")
+    assert (clip.kind, clip.count, clip.fps) == ("animated", 3, 20)
+    result = invoke("video", tmp_path / "anim.gif", pair[1], "-o", tmp_path / "out", *TINY)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").glob("frame*.png")) == [f"frame{k:06d}.png" for k in (1, 2, 3)]
+    folder = frames_lib.open_clip(tmp_path / "out")
+    assert (folder.kind, folder.count) == ("folder", 3)
+
+
+def test_frames_and_fps_select_the_source_frames():
+    clip = frames_lib.Clip(None, "video", 10, Fraction(10))
+    assert frames_lib.select(clip, "3:6", None) == ([2, 3, 4, 5], 10)
+    assert frames_lib.select(clip, None, 5) == ([0, 2, 4, 6, 8], 5)  # same duration, half the rate
+    assert frames_lib.select(clip, "2:", 20)[0] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9]
+    for bad in ("0:3", "4:11", "5:3", "x"):
+        with pytest.raises(StylizeError):
+            frames_lib.select(clip, bad, None)
+
+
+def _refused(result, *words):
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert "\n" not in line and "Traceback" not in line and all(w in line for w in words), line
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, pair):
+    (tmp_path / "notes.mp4").write_text("not a video")
+    _refused(invoke("video", tmp_path / "notes.mp4", pair[1], "-o", tmp_path / "o1.mp4", *TINY), "cannot read")
+    make_clip(tmp_path / "sound.mp4", video_stream=False)
+    _refused(invoke("video", tmp_path / "sound.mp4", pair[1], "-o", tmp_path / "o2.mp4", *TINY), "no video stream")
+    make_clip(tmp_path / "clip.mp4", n=3, audio=False)
+    _refused(invoke("video", tmp_path / "clip.mp4", pair[1], "-o", tmp_path / "o3.mp4", "--frames", "2:9", *TINY),
+             "outside the clip", "1 to 3")
+    (tmp_path / "file").write_text("")
+    _refused(invoke("video", tmp_path / "clip.mp4", pair[1], "-o", tmp_path / "file" / "o4.mp4", *TINY), "cannot write")
+    _refused(invoke("video", tmp_path / "clip.mp4", pair[1], "-o", tmp_path / "o5.gif", *TINY), "unsupported extension")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("o")) == []
+
+
+def test_a_corrupt_frame_stops_with_its_number_and_keeps_the_finished_ones(tmp_path, pair):
+    (tmp_path / "in").mkdir()
+    for k, pixels in enumerate(clip_frames(4)):
+        Image.fromarray(pixels).save(tmp_path / "in" / f"f{k + 1}.png")
+    (tmp_path / "in" / "f3.png").write_bytes((tmp_path / "in" / "f3.png").read_bytes()[:60])  # truncated
+    result = invoke("video", tmp_path / "in", pair[1], "-o", tmp_path / "out", *TINY)
+    _refused(result, "frame 3", "f3.png")
+    assert sorted(p.name for p in (tmp_path / "out").glob("frame*.png")) == ["frame000001.png", "frame000002.png"]
+
+
+def test_a_missing_extra_is_one_line(tmp_path, pair, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 raises ImportError
+    make_clip(tmp_path / "clip.mp4", n=2, audio=False)
+    _refused(invoke("video", tmp_path / "clip.mp4", pair[1], "-o", tmp_path / "out.mp4", *TINY), "stylize[video]")
+    assert not (tmp_path / "out.frames").exists()
