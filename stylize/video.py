@@ -76,7 +76,7 @@ class VideoResult:
     fps: Fraction
     frames: list[FrameStats] = field(default_factory=list)
     total: int = 0  # frames the output should have
-    status: str = "completed"  # completed | interrupted
+    status: str = "completed"  # completed | interrupted | failed (a frame could not be read)
     encoded: bool = False
     device: str = ""
     weights: str = ""
@@ -238,6 +238,8 @@ def stylize_video(vcfg: VideoConfig, cfg: Config, callbacks: Callbacks | None = 
             previous_in, previous_out = current_in, out
     except KeyboardInterrupt:
         result.status = "interrupted"
+    except StylizeError as e:  # a corrupt frame: the finished ones stay (and are encoded with --encode-partial)
+        result.status, failure = "failed", e
     if output.suffix.lower() in frames.VIDEO_FORMATS and (result.status == "completed" or vcfg.encode_partial):
         finished = [frame_path(work, f.index) for f in result.frames]
         if finished:
@@ -249,6 +251,9 @@ def stylize_video(vcfg: VideoConfig, cfg: Config, callbacks: Callbacks | None = 
     if vcfg.report:
         with interrupts_ignored(), AtomicFiles() as files:
             files.stage(work / "report.json").write_text(json.dumps(result.as_dict(), indent=1), encoding="utf-8")
+    if result.status == "failed":
+        kept = f"; frames 1 to {len(result.frames)} are kept in {work}" if result.frames else ""
+        raise StylizeError(f"{str(failure).rstrip('.')}{kept}{' and encoded to ' + str(output) if result.encoded else ''}.")
     return result
 
 

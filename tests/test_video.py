@@ -268,7 +268,7 @@ def test_a_corrupt_frame_stops_with_its_number_and_keeps_the_finished_ones(tmp_p
         Image.fromarray(pixels).save(tmp_path / "in" / f"f{k + 1}.png")
     (tmp_path / "in" / "f3.png").write_bytes((tmp_path / "in" / "f3.png").read_bytes()[:60])  # truncated
     result = invoke("video", tmp_path / "in", pair[1], "-o", tmp_path / "out", *TINY)
-    _refused(result, "frame 3", "f3.png")
+    _refused(result, "frame 3", "f3.png", "frames 1 to 2 are kept")
     assert sorted(p.name for p in (tmp_path / "out").glob("frame*.png")) == ["frame000001.png", "frame000002.png"]
 
 
