@@ -174,6 +174,14 @@ def encode(frame_files: list[Path], out: Path, tmp: Path, fps: Fraction, source:
     """Encode ``frame_files`` to ``tmp`` (in ``out``'s format) at ``fps``; copy the source's audio packets whose
     time falls in ``span`` (seconds) unchanged (remux, no re-encoding)."""
     av = require_av()
+    try:
+        _encode(av, frame_files, out, tmp, fps, source, span)
+    except av.FFmpegError as e:
+        raise StylizeError(f"cannot encode {out}: {_why(e)}. The finished frames are kept; try another container "
+                           "(e.g. .mkv, which takes any audio).") from None
+
+
+def _encode(av, frame_files, out, tmp, fps, source, span) -> None:
     first = Image.open(frame_files[0])
     width, height = first.width - first.width % 2, first.height - first.height % 2  # yuv420p: even sides
     codec = "libx264" if _has_encoder(av, "libx264") else "mpeg4"

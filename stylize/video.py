@@ -203,6 +203,9 @@ def stylize_video(vcfg: VideoConfig, cfg: Config, callbacks: Callbacks | None = 
             if cfg.style_palette and not (cfg.original_colors or cfg.match_histogram):
                 content_pil = images.to_pil(colors.style_palette(images.to_tensor(frame), [images.to_tensor(p) for p in style_pils]))
             current_in = images.to_tensor(images.resize_shorter(content_pil, size)).to(backend.device)
+            if previous_in is not None and current_in.shape != previous_in.shape:
+                raise StylizeError(f"frame {source + 1} of {clip.path} is {frame.width}x{frame.height} px, unlike the "
+                                   "frame before it; every frame of a clip must have the same size.")
             t0 = time.perf_counter()
             held = None  # (backward flow, consistency mask) from the previous input frame to this one
             if previous_in is not None:

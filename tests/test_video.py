@@ -279,3 +279,23 @@ def test_a_missing_extra_is_one_line(tmp_path, pair, monkeypatch):
     make_clip(tmp_path / "clip.mp4", n=2, audio=False)
     _refused(invoke("video", tmp_path / "clip.mp4", pair[1], "-o", tmp_path / "out.mp4", *TINY), "stylize[video]")
     assert not (tmp_path / "out.frames").exists()
+
+
+def test_the_objective_adds_the_weighted_temporal_term(pair):
+    from stylize import features
+    from stylize.config import Config
+    from stylize.objective import PlainObjective
+
+    net = features.init_untrained(features.vgg19_features(features.layer("conv_4").index))
+    g = torch.Generator().manual_seed(0)
+    content, style = torch.rand(1, 3, 32, 32, generator=g), torch.rand(1, 3, 32, 32, generator=g)
+    cfg = Config(temporal_weight=50.0, style_layers={"conv_1": 1.0}, content_layers={"conv_2": 1.0})
+    objective = PlainObjective.build(net, content, [style], cfg)
+    image = torch.rand(1, 3, 32, 32, generator=g)  # values only: no gradient needed here
+    plain = objective.evaluate(image)
+    assert plain.temporal == 0.0  # no target: no term
+    warped, mask = torch.rand(1, 3, 32, 32, generator=g), (torch.rand(1, 1, 32, 32, generator=g) > 0.3).float()
+    objective.temporal_target = (warped, mask)
+    held = objective.evaluate(image)
+    assert float(held.temporal) == pytest.approx(50.0 * float(losses.temporal_loss(image, warped, mask)), rel=1e-6)
+    assert float(held.total) == pytest.approx(float(plain.total) + float(held.temporal), rel=1e-5)
