@@ -299,3 +299,26 @@ def test_the_objective_adds_the_weighted_temporal_term(pair):
     held = objective.evaluate(image)
     assert float(held.temporal) == pytest.approx(50.0 * float(losses.temporal_loss(image, warped, mask)), rel=1e-6)
     assert float(held.total) == pytest.approx(float(plain.total) + float(held.temporal), rel=1e-5)
+
+
+def test_encode_partial_encodes_the_finished_frames_after_ctrl_c(tmp_path, pair):
+    make_clip(tmp_path / "clip.mp4", n=4, fps=10)
+    cfg = build_config(overrides={"size": 32, "weights": "untrained", "device": "cpu", "style": [str(pair[1])]})
+
+    def stop_after_two(stats, total):
+        if stats.index == 1:
+            raise KeyboardInterrupt
+
+    vcfg = video.VideoConfig(str(tmp_path / "clip.mp4"), str(tmp_path / "out.mp4"), first_steps=2, steps=1,
+                             encode_partial=True)
+    result = video.stylize_video(vcfg, cfg, on_frame=stop_after_two)
+    assert result.status == "interrupted" and result.encoded
+    with av.open(str(tmp_path / "out.mp4")) as out:
+        assert sum(1 for _ in out.decode(out.streams.video[0])) == 2
+        assert out.streams.video[0].average_rate == 10
+    # the audio of those two frames' time (0.2 s) only: packets starting before it, priming included
+    with av.open(str(tmp_path / "clip.mp4")) as src:
+        a = src.streams.audio[0]
+        expected = [bytes(p) for p in src.demux(a) if p.size and p.pts * a.time_base < Fraction(2, 10)]
+    assert audio_packets(tmp_path / "out.mp4") == expected
+    assert not (tmp_path / "out.mp4").with_suffix(".frames").joinpath("frame000003.png").exists()
