@@ -117,13 +117,14 @@ def parse_range(text: str | None, count: int) -> tuple[int, int]:
 def select(clip: Clip, frames: str | None, fps: float | None) -> tuple[list[int], Fraction]:
     """The source frames (0-based) that become the output's frames, and the output's rate.
 
-    ``--fps`` resamples (nearest earlier frame at each output time), keeping the selection's duration.
+    ``--fps`` resamples: output frame k (at time k / fps) is the source frame shown at that time, for every such
+    time inside the selection, so the duration is kept (to within one output frame).
     """
     start, stop = parse_range(frames, clip.count)
     if fps is None or Fraction(fps).limit_denominator(1001) == clip.fps:
         return list(range(start, stop)), clip.fps
     rate = Fraction(fps).limit_denominator(1001)
-    n = max(1, math.floor((stop - start) * rate / clip.fps + 1e-9))
+    n = max(1, math.ceil((stop - start) * rate / clip.fps - 1e-9))  # every output time k / rate inside the selection
     return [start + math.floor(k * clip.fps / rate + 1e-9) for k in range(n)], rate
 
 

@@ -236,6 +236,7 @@ def test_frames_and_fps_select_the_source_frames():
     clip = frames_lib.Clip(None, "video", 10, Fraction(10))
     assert frames_lib.select(clip, "3:6", None) == ([2, 3, 4, 5], 10)
     assert frames_lib.select(clip, None, 5) == ([0, 2, 4, 6, 8], 5)  # same duration, half the rate
+    assert frames_lib.select(clip, "1:3", 5)[0] == [0, 2]  # 0.3 s: output times 0 and 0.2 s
     assert frames_lib.select(clip, "2:", 20)[0] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9]
     for bad in ("0:3", "4:11", "5:3", "x"):
         with pytest.raises(StylizeError):
