@@ -140,7 +140,7 @@ def _manifest(work: Path, settings: dict[str, Any]) -> int:
         except (OSError, ValueError):
             saved = None
         if saved != settings:
-            differ = sorted(k for k in settings if not isinstance(saved, dict) or saved.get(k) != settings[k])
+            differ = _differ(saved, settings) if isinstance(saved, dict) else []
             raise StylizeError(f"{work} holds frames made with other settings ({', '.join(differ[:4]) or 'unreadable'} "
                                "differ); remove it to start afresh, or choose another -o.")
     elif work.is_dir() and any(work.glob("frame*.png")):
@@ -152,6 +152,18 @@ def _manifest(work: Path, settings: dict[str, Any]) -> int:
     while frame_path(work, done).is_file():
         done += 1
     return done
+
+
+def _differ(saved: dict, settings: dict, prefix: str = "") -> list[str]:
+    """The keys (``video.steps``, ``config.style_weight``) whose values differ."""
+    out = []
+    for key in sorted(set(saved) | set(settings)):
+        a, b = saved.get(key), settings.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differ(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 def stylize_video(vcfg: VideoConfig, cfg: Config, callbacks: Callbacks | None = None,
