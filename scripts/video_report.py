@@ -10,7 +10,6 @@ Equivalent to `stylize video clip.mp4 STYLE -o OUT --report` and the same with `
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path

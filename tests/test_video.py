@@ -138,7 +138,7 @@ TINY = ["--size", "32", "--first-steps", "3", "--steps", "2", "--weights", "untr
 def clip_frames(n: int, side: int = 32):
     """n frames of the moving square, as uint8 (side, side, 3) arrays."""
     for t in range(n):
-        image = frame(t)[..., :side, :side] if side <= H else None
+        image = frame(t)[..., :side, :side]  # the square's corner moving through the top-left
         yield (image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
