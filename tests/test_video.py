@@ -300,6 +300,10 @@ def test_the_objective_adds_the_weighted_temporal_term(pair):
     held = objective.evaluate(image)
     assert float(held.temporal) == pytest.approx(50.0 * float(losses.temporal_loss(image, warped, mask)), rel=1e-6)
     assert float(held.total) == pytest.approx(float(plain.total) + float(held.temporal), rel=1e-5)
+    from stylize.optimize import optimize
+
+    history = optimize(objective, image.clone(), steps=2).history  # the loop records the term (the logs show it)
+    assert history[0].temporal == pytest.approx(float(held.temporal), rel=1e-5) and history[0].temporal > 0
 
 
 def test_encode_partial_encodes_the_finished_frames_after_ctrl_c(tmp_path, pair):
