@@ -100,6 +100,9 @@ class Config:
     # build_config turns auto into seed when a key the recipe sets was given (YAML, --set or flag), run() resolves
     # the rest. Not compared: it says how the values were chosen (configs/default.yaml gives recipe: seed).
     recipe: str = field(default="auto", compare=False)
+    # stylize video (Ruder et al. 2016): weight of the temporal term, the mean squared difference between a
+    # frame and the previous output warped by optical flow, over the pixels the flow is consistent at.
+    temporal_weight: float = 1e4
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
@@ -340,6 +343,7 @@ PARSERS: dict[str, Any] = {
     "recipe": lambda v: _choice("recipe", v, RECIPES),
     "style_layers": lambda v: _layer_weights("style_layers", v),
     "content_layers": lambda v: _layer_weights("content_layers", v),
+    "temporal_weight": lambda v: _number("temporal_weight", v, float, 0.0),
 }
 assert set(PARSERS) == set(FIELDS), "every Config field has its check"
 

@@ -58,6 +58,17 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
     return dy.square().mean() + dx.square().mean()
 
 
+def temporal_loss(image: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Ruder et al. 2016's short-term temporal loss: the mean of ``(image - warped)**2`` over the pixels (and
+    channels) where ``mask`` (N, 1, H, W) is 1, ``warped`` being the previous output warped to this frame by
+    optical flow (:mod:`stylize.flow`). Ruder et al. divide by all pixels; the mean over the consistent ones
+    keeps one weight meaningful however much of the frame is occluded. No consistent pixel: 0."""
+    n = mask.sum() * image.shape[1]
+    if n == 0:
+        return image.sum() * 0.0
+    return ((image - warped).square() * mask).sum() / n
+
+
 LAPLACIAN = (0.0, -1.0, 0.0, -1.0, 4.0, -1.0, 0.0, -1.0, 0.0)  # the 3x3 discrete Laplacian, negated (Li et al.)
 
 

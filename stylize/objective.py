@@ -35,10 +35,12 @@ class Terms:
     content: torch.Tensor | float
     style: torch.Tensor | float
     tv: torch.Tensor | float = 0.0
+    temporal: torch.Tensor | float = 0.0  # video: held to the warped previous frame (losses.temporal_loss)
     total: torch.Tensor | float = field(init=False)
 
     def __post_init__(self) -> None:
-        self.total = self.content + self.style + self.tv  # the seed's order: content + style, then the extra terms
+        # the seed's order: content + style, then the extra terms
+        self.total = self.content + self.style + self.tv + self.temporal
 
 
 @dataclass(frozen=True)
@@ -46,16 +48,19 @@ class LossWeights:
     style: float
     content: float
     tv: float = 0.0
+    temporal: float = 0.0
 
     @classmethod
     def of(cls, cfg: Config) -> "LossWeights":
-        return cls(cfg.style_weight, cfg.content_weight, cfg.tv_weight)
+        return cls(cfg.style_weight, cfg.content_weight, cfg.tv_weight, cfg.temporal_weight)
 
 
 class Objective(ABC):
     """image -> weighted loss terms; then, on request, their gradient with respect to the image."""
 
     plain: nn.Module | None = None  # the seed-form graph, for display (TensorBoard); None where there is none
+    # Video (stylize.video): (warped previous output, consistency mask) for the temporal term; None: no term.
+    temporal_target: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @abstractmethod
     def evaluate(self, image: torch.Tensor) -> Terms:
@@ -88,7 +93,9 @@ class GraphObjective(Objective):
         style = sum(sl.loss for sl in self.style_losses) * w.style
         content = sum(cl.loss for cl in self.content_losses) * w.content
         tv = tv_loss(image) * w.tv if w.tv else 0.0
-        return Terms(content, style, tv)
+        held = self.temporal_target
+        temporal = losses.temporal_loss(image, *held) * w.temporal if held is not None and w.temporal else 0.0
+        return Terms(content, style, tv, temporal)
 
 
 def style_model(net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config,

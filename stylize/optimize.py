@@ -39,6 +39,7 @@ class StepRecord:
     total: float  # content + style + tv
     tv: float = 0.0  # total-variation term (0 unless tv_weight > 0)
     size: int = 0  # shorter edge of the image this step optimized (multi-scale runs have several)
+    temporal: float = 0.0  # stylize video's temporal term (0 unless the objective holds a warped previous frame)
 
 
 @dataclass
@@ -203,9 +204,9 @@ def optimize(
             raise _Plateau(reason)
         terms = evaluate(objective, image)
         loss = terms.total
-        content, style, total, tv_value = _values(terms.content, terms.style, loss, terms.tv)
+        content, style, total, tv_value, temporal = _values(terms.content, terms.style, loss, terms.tv, terms.temporal)
         record = StepRecord(first_step + len(state.history), time.perf_counter() - start, content, style, total,
-                            tv=tv_value, size=size)
+                            tv=tv_value, size=size, temporal=temporal)
         if not math.isfinite(record.total):
             raise _BlowUp(record) if guard else _Diverged
         if guard and state.best is not None and record.total > blowup_factor * state.best.total \
@@ -277,11 +278,13 @@ def optimize(
         if not (result.interrupted or result.diverged or spent):  # the final image, moved since its last evaluation
             try:
                 terms = evaluate(objective, image.detach())
-                content, style, total, tv_value = _values(terms.content, terms.style, terms.total, terms.tv)
+                content, style, total, tv_value, temporal = _values(terms.content, terms.style, terms.total, terms.tv,
+                                                                    terms.temporal)
             except KeyboardInterrupt:  # the best evaluated image is kept
                 result.interrupted, total = True, math.inf
             if math.isfinite(total) and total <= state.best.total:
-                result.output = replace(state.history[-1], content=content, style=style, total=total, tv=tv_value)
+                result.output = replace(state.history[-1], content=content, style=style, total=total, tv=tv_value,
+                                        temporal=temporal)
         if result.output is state.best:
             with torch.no_grad():
                 image.copy_(state.best_image)

@@ -218,6 +218,71 @@ def run(
 
 
 @app.command(epilog="Examples:\n\n"
+             "  stylize video clip.mp4 painting.jpg -o styled.mp4 --size 256            # audio copied\n\n"
+             "  stylize video clip.mp4 painting.jpg -o frames/ --frames 1:48 --fps 12   # a folder of PNGs\n\n"
+             "  stylize video anim.gif painting.jpg -o out.mp4 --first-steps 300 --steps 100 --temporal-weight 1e4\n\n"
+             "  stylize video clip.mp4 painting.jpg -o styled.mp4 --encode-partial   # after Ctrl-C: encode what is done")
+@config_options
+def video(
+    input_: Annotated[Path, typer.Argument(metavar="IN", help="A video file, a folder of frames, or an animated GIF/WebP.", show_default=False)],
+    style: Annotated[Optional[list[Path]], typer.Argument(help="Style image(s); several are blended (default: the bundled demo).", show_default=False)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="A video (.mp4, .mov, .mkv, .avi: the input's fps, its audio copied) or a folder of frames (no extension).", show_default=False)] = ...,
+    frames: Annotated[Optional[str], typer.Option(help="Only these frames, given as A:B (1-based, inclusive; A: to the end) \\[default: all].", show_default=False)] = None,
+    fps: Annotated[Optional[float], typer.Option(help="Resample to this frame rate (same duration) \\[default: the input's].", show_default=False, min=0.01)] = None,
+    first_steps: Annotated[Optional[int], typer.Option(help="Evaluations of frame 1, the normal schedule \\[default: the config's steps].", show_default=False, min=1)] = None,
+    temporal_weight: Annotated[Optional[float], typer.Option(help=help_text("Weight of the temporal term: each later frame held to the warped previous output.", "temporal_weight"), show_default=False)] = None,
+    encode_partial: Annotated[bool, typer.Option("--encode-partial", help="On Ctrl-C (or a corrupt frame), also encode the frames done so far.")] = False,
+    report: Annotated[bool, typer.Option("--report", help="Print per-frame seconds and the temporal warp error; write <work>/report.json.")] = False,
+    independent: Annotated[bool, typer.Option("--independent", help="Baseline for --report: every frame stylized on its own, as frame 1.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info; warnings and errors only.")] = False,
+    *,
+    options: ConfigOptions,
+) -> None:
+    r"""Stylize a clip frame by frame, temporally coherent (Ruder et al. 2016): each later frame starts from the
+    previous output warped by optical flow and is held to it where the flow is consistent. Here --steps counts
+    each LATER frame's evaluations \[default: 100]; frame 1 runs --first-steps. Finished frames go to a work folder
+    next to OUT (<stem>.frames/); rerun the same command to continue after Ctrl-C."""
+    from .. import video as video_lib  # torch-heavy
+
+    later = options.values["steps"]
+    cfg = ConfigOptions({**options.values, "steps": None}).build(style=style, temporal_weight=temporal_weight)
+    vcfg = video_lib.VideoConfig(str(input_), str(output), frames, fps, later or video_lib.VideoConfig.steps,
+                                 first_steps, independent, encode_partial, report)
+    console = _stderr()
+    handler = _ConsoleLog(console)
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+    def on_frame(f, total: int) -> None:
+        if quiet:
+            return
+        what = "done earlier" if f.resumed else f"{f.seconds:.1f} s, {f.steps} steps"
+        error = f"; warp error {f.warp_error:.4f} on {f.consistent:.0%} of the pixels" if f.warp_error is not None else ""
+        console.print(f"frame {f.index + 1}/{total}: {what}{error}", soft_wrap=True)
+
+    previous_term = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        result = video_lib.stylize_video(vcfg, cfg, on_frame=on_frame)
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        log.removeHandler(handler)
+    if report:
+        s = result.summary()
+        show = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+        print(f"frames {s['frames']}/{s['of']}; frame 1 {show(s['first_frame_s'], '.2f')} s; later frames (median) "
+              f"{show(s['later_frame_s_median'], '.2f')} s (flow {show(s['flow_s_median'], '.3f')} s); "
+              f"temporal warp error (mean) {show(s['warp_error_mean'], '.5f')}; {result.work / 'report.json'}")
+    if result.status == "interrupted":
+        done = len(result.frames)
+        encoded = f"; encoded them to {result.output}" if result.encoded else "; add --encode-partial to encode them"
+        console.print(f"[yellow]interrupted: {done} of {result.total} frames kept in {result.work}{encoded}. "
+                      "Rerun the same command to continue.[/]", soft_wrap=True)
+        raise typer.Exit(130)
+    print(result.output)
+
+
+@app.command(epilog="Examples:\n\n"
              "  stylize bench                                 # cpu, 256 and 512 px, the seed's layers\n\n"
              "  stylize bench --size 512 -c gatys --repeat 7 --json bench.json\n\n"
              "  stylize bench --device all --size 256 --quality")
