@@ -52,7 +52,7 @@ def main() -> None:
     pairs = {"demo": (None, None),
              "procedural": (procedural(out / "p-content.png", 160, 128, 1), procedural(out / "p-style.png", 128, 128, 2))}
     sets = {k: yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in args.set)}
-    common = dict(config=config, weights="untrained", size=args.size, write=False, device="dlp-sim")
+    common = dict(config=config, weights="untrained", size=args.size, write=False, device="dlp-sim", **sets)
     rows = []
     for name in args.pairs.split(","):
         content, style = pairs[name]
@@ -60,7 +60,7 @@ def main() -> None:
             # "fp32@mlu270": fp32 on another spec (other tiles, other summation order): the run-to-run spread
             # that last-bit differences alone give LBFGS.
             mode, _, spec = mode.partition("@")
-            r = stylize(content, style, steps=args.steps, dlp_mode=mode, dlp_spec=spec or "textbook", **common, **sets)
+            r = stylize(content, style, steps=args.steps, dlp_mode=mode, dlp_spec=spec or "textbook", **common)
             png = out / f"{name}-{mode}{'-' + spec if spec else ''}.png"
             to_pil(r.image).save(png)
             true = stylize(content, style, steps=1, init=str(png), dlp_mode="fp32", **common).history[0].total
