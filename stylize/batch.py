@@ -308,6 +308,8 @@ def _loop(bc: BatchConfig, todo: list[Job], the_plan: workers.Plan, event, count
     slots = [make(i) for i in range(count)]
     busy: dict[int, tuple[Job, int]] = {}  # slot index -> (job, attempt)
     try:
+        for slot in slots:
+            slot.ready()
         while queue or busy:
             for i, slot in enumerate(slots):
                 if i not in busy and queue:
@@ -334,6 +336,7 @@ def _loop(bc: BatchConfig, todo: list[Job], the_plan: workers.Plan, event, count
                         event(job, {"status": "failed", "attempt": attempt, "worker": slots[i].pid,
                                     "error": f"{e}; gave up after {attempt} tries"})
                     slots[i] = make(i)
+                    slots[i].ready()
                     continue
                 if fields is None:
                     continue

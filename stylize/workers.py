@@ -18,7 +18,6 @@ import dataclasses
 import logging
 import os
 import signal
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +29,8 @@ from . import devices, features, images, memory, weights
 from .config import Config
 from .errors import StylizeError
 
-RAY_CONNECT_TIMEOUT_S = 10.0  # an unreachable --address is refused well within 30 s
+RAY_CONNECT_TIMEOUT_S = 8.0  # an unreachable --address is refused well within 30 s
+RAY_JOIN_TIMEOUT_S = 15.0
 
 
 # ---- the job ------------------------------------------------------------------------------------------------------
@@ -148,6 +148,9 @@ def _serve(conn, threads: int, gpu: int | None) -> None:
     """A local worker's loop: jobs in, ledger fields out, until told to stop (None)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle: it stops the workers
     weights.keep_files_loaded()
+    from . import transfer  # noqa: F401  (loaded before the first job: "started" means the job runs)
+
+    conn.send("ready")
     while True:
         try:
             cfg = conn.recv()
@@ -171,6 +174,14 @@ class LocalSlot:
         child.close()
         self.pid = self.process.pid
         self.job: Any = None
+
+    def ready(self) -> None:
+        """Wait for the worker to have started (imports done)."""
+        try:
+            self.conn.recv()
+        except (EOFError, OSError):
+            self.process.join(1)
+            raise StylizeError(f"a batch worker failed to start (exit code {self.process.exitcode}).") from None
 
     def submit(self, cfg: Config) -> None:
         self.conn.send(cfg)
@@ -226,11 +237,17 @@ def _check_reachable(address: str) -> None:
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit():
         raise StylizeError(f"--address {address}: expected auto, HOST:PORT or ray://HOST:PORT.")
+    import grpc  # Ray's own dependency: both the GCS (HOST:PORT) and the Ray client server (ray://) speak gRPC
+
+    channel = grpc.insecure_channel(f"{host}:{port}")
     try:
-        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
-    except OSError as e:
-        raise StylizeError(f"--address {address}: no Ray cluster reachable there ({e.strerror or e}). "
-                           "Check the address (ray status on the head node), or leave --address out to run locally.") from None
+        grpc.channel_ready_future(channel).result(timeout=RAY_CONNECT_TIMEOUT_S)
+    except grpc.FutureTimeoutError:
+        raise StylizeError(f"--address {address}: no Ray cluster answered there within {RAY_CONNECT_TIMEOUT_S:g} s. "
+                           "Check the address (`ray status` on the head node), or leave --address out to run "
+                           "locally.") from None
+    finally:
+        channel.close()
 
 
 def connect_ray(address: str | None, cpus: int) -> bool:
@@ -242,7 +259,9 @@ def connect_ray(address: str | None, cpus: int) -> bool:
     if address and address != "auto":
         _check_reachable(address)
     try:
-        if address:
+        if address and address.startswith("ray://"):
+            _bounded(lambda: ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR), address)
+        elif address:
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
         else:
             ray.init(num_cpus=cpus, num_gpus=torch.cuda.device_count() if torch.cuda.is_available() else 0,
@@ -252,6 +271,30 @@ def connect_ray(address: str | None, cpus: int) -> bool:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise StylizeError(f"--address {address}: cannot join a Ray cluster: {first}") from None
     return True
+
+
+def _bounded(connect, address: str) -> None:
+    """Run ``connect`` (the Ray client's handshake, which retries for 30 s and more) with a deadline."""
+    import threading
+
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            connect()
+            outcome.append(None)
+        except BaseException as e:  # handed to the caller
+            outcome.append(e)
+
+    thread = threading.Thread(target=target, daemon=True, name="ray-connect")
+    thread.start()
+    thread.join(RAY_JOIN_TIMEOUT_S)
+    if not outcome:
+        raise StylizeError(f"--address {address}: the Ray client server there did not complete the handshake within "
+                           f"{RAY_JOIN_TIMEOUT_S:g} s. Check the address and that the cluster runs the Ray client server "
+                           "(port 10001 on the head node).")
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 def ray_resources() -> tuple[int, int]:
@@ -284,7 +327,10 @@ class RaySlot:
         self.ray = ray
         cls = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0, max_task_retries=0)(_Worker)
         self.actor = cls.remote(threads)
-        self.pid = ray.get(self.actor.pid.remote())
+        self.pid = ray.get(self.actor.pid.remote())  # the actor has started
+
+    def ready(self) -> None:
+        pass
         self.ref = None
         self.job: Any = None
 
