@@ -19,9 +19,10 @@ from typer.core import TyperGroup
 
 from .. import bench as bench_lib, checkpoint, images, logs, weights
 from . import tables
+from .options import ConfigOptions, config_flags, config_options, help_text
 from ..callbacks import Callbacks
 from ..compress.config import PruneConfig, QuantizeConfig
-from ..config import FIELDS, Config, build_config, to_yaml
+from ..config import build_config, to_yaml
 from ..errors import StylizeError
 from ..outputs import AtomicFiles
 from ..optimize import StepRecord
@@ -84,24 +85,8 @@ weights_app = typer.Typer(
 app.add_typer(weights_app, name="weights")
 
 
-_DEFAULTS = Config()
 _BENCH = bench_lib.BenchConfig()
 _PRUNE, _QUANTIZE = PruneConfig(output=""), QuantizeConfig(output="")
-_DEFAULT_TEXT = {"size": "512 on CUDA, 128 otherwise", "output": "outputs/<content>__<style>.png"}
-
-
-def _help(text: str, key: str) -> str:
-    """Help text with the default read from Config (the single source of defaults)."""
-    value = _DEFAULT_TEXT.get(key, getattr(_DEFAULTS, key))
-    shown = f"{value:g}" if isinstance(value, float) else value
-    return rf"{text} \[default: {shown}]"
-
-
-def _config_flags(params: dict) -> dict:
-    """A command's options that are :class:`Config` fields, by field name (None: not given; paths as text)."""
-    named = {"weights_": "weights"}  # parameters renamed where the name is a module here
-    text = lambda v: ([str(x) for x in v] or None) if isinstance(v, (list, tuple)) else str(v) if isinstance(v, Path) else v  # noqa: E731
-    return {named.get(k, k): text(v) for k, v in params.items() if named.get(k, k) in FIELDS}
 
 
 def _version(value: bool) -> None:
@@ -178,43 +163,21 @@ class _Progress(Callbacks):
              "  stylize run photo.jpg painting.jpg -c configs/gatys.yaml --set style_weight=1e5\n\n"
              "  stylize run --device dlp-sim --dlp-spec mlu270 --dlp-mode int8 --profile   # the simulated DLP\n\n"
              "  stylize run --print-config -c gatys          # show the resolved config")
+@config_options
 def run(
-    ctx: typer.Context,
     content: Annotated[Optional[Path], typer.Argument(help="Content image (default: the bundled demo).", show_default=False)] = None,
     style: Annotated[Optional[list[Path]], typer.Argument(help="Style image(s); several are blended (default: the bundled demo).", show_default=False)] = None,
-    config: Annotated[Optional[str], typer.Option("--config", "-c", help="YAML config file (or a bundled name: default, gatys, untrained).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help=_help("Output image, .png or .jpg; logs are written beside it.", "output"), show_default=False)] = None,
-    size: Annotated[Optional[int], typer.Option(help=_help("Shorter edge in px.", "size"), show_default=False)] = None,
-    steps: Annotated[Optional[int], typer.Option(help=_help("Closure evaluations (at the final size).", "steps"), show_default=False)] = None,
-    device: Annotated[Optional[str], typer.Option(help=_help("auto | cpu | cuda | cuda:N | dlp-sim.", "device"), show_default=False)] = None,
-    weights_: Annotated[Optional[str], typer.Option("--weights", help=_help("auto | imagenet | untrained | PATH to a VGG19 state_dict.", "weights"), show_default=False)] = None,
-    init: Annotated[Optional[str], typer.Option(help=_help("noise | content | gray | PATH to an image.", "init"), show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option(help=_help("Seed of the noise init.", "seed"), show_default=False)] = None,
-    style_weight: Annotated[Optional[float], typer.Option(help=_help("Style loss weight.", "style_weight"), show_default=False)] = None,
-    content_weight: Annotated[Optional[float], typer.Option(help=_help("Content loss weight.", "content_weight"), show_default=False)] = None,
-    style_blend: Annotated[Optional[str], typer.Option(help="Weights of several style images, e.g. 0.7,0.3 (normalized) \\[default: equal]", show_default=False)] = None,
-    style_scale: Annotated[Optional[float], typer.Option(help=_help("Style image size relative to the content's.", "style_scale"), show_default=False)] = None,
-    tv_weight: Annotated[Optional[float], typer.Option(help=_help("Total-variation loss weight (smoothness).", "tv_weight"), show_default=False)] = None,
-    original_colors: Annotated[Optional[bool], typer.Option("--original-colors", help="Keep the content's colours (luminance-only transfer, YCbCr).", show_default=False)] = None,
-    match_histogram: Annotated[Optional[bool], typer.Option("--match-histogram", help="Match the style's colour histogram to the content's before the run.", show_default=False)] = None,
-    optimizer: Annotated[Optional[str], typer.Option(help=_help("lbfgs | adam.", "optimizer"), show_default=False)] = None,
-    lr: Annotated[Optional[float], typer.Option(help=_help("Adam's learning rate.", "lr"), show_default=False)] = None,
-    pooling: Annotated[Optional[str], typer.Option(help=_help("max | avg: the network's pooling layers.", "pooling"), show_default=False)] = None,
-    scales: Annotated[Optional[str], typer.Option(help=_help("Coarse to fine: auto | none | ladder | sizes, e.g. 256,512 or 256:100,512.", "scales"), show_default=False)] = None,
-    save_every: Annotated[Optional[int], typer.Option(help=_help("Write <stem>.stepNNNN.png every N steps (0: never).", "save_every"), show_default=False)] = None,
-    checkpoint_every: Annotated[Optional[int], typer.Option(help=_help("Write <stem>.ckpt every N steps, for --resume (0: never).", "checkpoint_every"), show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help=help_text("Output image, .png or .jpg; logs are written beside it.", "output"), show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run a checkpoint (<stem>.ckpt) saved; its settings are the defaults.", show_default=False)] = None,
     tensorboard: Annotated[Optional[Path], typer.Option(help="Write TensorBoard logs (losses, images, graph) to this folder.", show_default=False)] = None,
-    dlp_spec: Annotated[Optional[str], typer.Option(help=_help("dlp-sim device spec: textbook | mlu270 | PATH to a spec YAML.", "dlp_spec"), show_default=False)] = None,
-    dlp_mode: Annotated[Optional[str], typer.Option(help=_help("dlp-sim numerics: fp32 | fp16 | int8.", "dlp_mode"), show_default=False)] = None,
-    profile: Annotated[Optional[bool], typer.Option("--profile", help="dlp-sim: print the per-op device profile and write <stem>.dlp-profile.json.", show_default=False)] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info; warnings and errors only.")] = False,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")] = False,
+    *,
+    options: ConfigOptions,
 ) -> None:
     """Stylize CONTENT with STYLE: writes the image, <stem>.losses.csv, <stem>.run.json and <stem>.loss.png."""
     saved = checkpoint.load(resume)["config"] if resume else None
-    cfg = build_config(config, set_ or (), _config_flags(ctx.params), base=saved)
+    cfg = options.build(base=saved, content=content, style=style, output=output, tensorboard=tensorboard)
     if print_config:
         print(to_yaml(cfg), end="")
         return
@@ -304,8 +267,8 @@ def weights_import(
              "  stylize model --content photo.jpg --set style_layers=[relu1_1,relu3_1] --json model.json")
 def model(
     ctx: typer.Context,
-    size: Annotated[Optional[int], typer.Option(help=_help("Shorter edge in px the shapes and FLOPs are for.", "size"), show_default=False)] = None,
-    weights_: Annotated[Optional[str], typer.Option("--weights", help=_help("auto | imagenet | untrained | PATH; with auto, the recipe follows as in run.", "weights"), show_default=False)] = None,
+    size: Annotated[Optional[int], typer.Option(help=help_text("Shorter edge in px the shapes and FLOPs are for.", "size"), show_default=False)] = None,
+    weights_: Annotated[Optional[str], typer.Option("--weights", help=help_text("auto | imagenet | untrained | PATH; with auto, the recipe follows as in run.", "weights"), show_default=False)] = None,
     content: Annotated[Optional[Path], typer.Option("--content", help="Image whose aspect ratio sets the shapes (default: the bundled demo content).", show_default=False)] = None,
     config: Annotated[Optional[str], typer.Option("--config", "-c", help="YAML config file (or a bundled name: default, gatys, untrained).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)] = None,
@@ -315,7 +278,7 @@ def model(
     FLOPs, the content/style loss modules with their weights, where the network is cut, and totals."""
     from .. import summary  # torch-heavy module: only for this command
 
-    cfg = build_config(config, set_ or (), _config_flags(ctx.params))
+    cfg = build_config(config, set_ or (), config_flags(ctx.params))
     if json_ is not None:
         images.check_output_path(json_, suffixes=(".json",))
     result = summary.model_table(cfg)
