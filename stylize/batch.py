@@ -235,9 +235,11 @@ def _describe(job: Job) -> dict[str, Any]:
     return {"id": job.id, "content": job.config.content, "style": job.config.style, "output": job.config.output}
 
 
-def run(bc: BatchConfig, on_event: Callable[[dict[str, Any], dict[str, int]], None] | None = None) -> BatchResult:
+def run(bc: BatchConfig, on_event: Callable[[dict[str, Any], dict[str, int]], None] | None = None,
+        on_plan: Callable[[workers.Plan, dict[str, int]], None] | None = None) -> BatchResult:
     """Run the batch; every event goes to the ledger and to ``on_event(record, counts)`` (counts: total, done,
-    failed, skipped, running). Ctrl-C marks the running jobs interrupted and re-raises KeyboardInterrupt.
+    failed, skipped, running); ``on_plan(plan, counts)`` hears the plan before the first job starts. Ctrl-C marks
+    the running jobs interrupted and re-raises KeyboardInterrupt.
 
     Raises:
         StylizeError: bad input (before any job starts), an unreachable cluster, Ray missing.
@@ -284,6 +286,8 @@ def run(bc: BatchConfig, on_event: Callable[[dict[str, Any], dict[str, int]], No
                                 free_bytes=None if bc.address is None else 0)
     else:
         the_plan = workers.plan([j.config for j in todo], bc.workers)
+    if on_plan:
+        on_plan(the_plan, counts)
     try:
         _loop(bc, todo, the_plan, event, counts)
     finally:

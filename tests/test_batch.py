@@ -234,3 +234,35 @@ def test_ray_missing_or_unreachable_is_one_line(pair, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "ray", None)
     with pytest.raises(StylizeError, match=r"pip install 'stylize\[ray\]'"):
         batch.run(_bc(tmp, contents, styles, backend="ray"))
+
+
+# ---- the command --------------------------------------------------------------------------------------------------
+
+def test_cli_usage_errors_are_one_line_exit_2(pair):
+    from typer.testing import CliRunner
+
+    from stylize.cli.app import app
+
+    tmp, contents, styles = pair
+    (tmp / "m.yaml").write_text(f"- {{content: {contents[0]}, style: {tmp}/missing.png}}\n")
+    for args in (["--manifest", str(tmp / "m.yaml")], [str(tmp / "nothing*.png"), "--style", str(styles[0])],
+                 [str(contents[0]), "--style", str(styles[0]), "--backend", "spark"]):
+        result = CliRunner().invoke(app, ["batch", *args, "-o", str(tmp / "out")])
+        assert result.exit_code == 2, result.output
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not (tmp / "out").exists()
+
+
+@pytest.mark.slow
+def test_cli_exit_1_lists_the_failed_job(pair):
+    from typer.testing import CliRunner
+
+    from stylize.cli.app import app
+
+    tmp, contents, styles = pair
+    (tmp / "bad.png").write_text("not an image")
+    args = [str(contents[0]), str(tmp / "bad.png"), "--style", str(styles[0]), "-o", str(tmp / "out"),
+            "--size", "32", "--steps", "2", "--weights", "untrained", "--device", "cpu"]
+    result = CliRunner().invoke(app, ["batch", *args])
+    assert result.exit_code == 1, result.output
+    assert "1 done, 1 failed" in result.stderr and "failed: " in result.stderr and "bad__s0.png" in result.stderr

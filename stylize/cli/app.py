@@ -217,6 +217,12 @@ def run(
         raise typer.Exit(130)
 
 
+# ---- batch: many runs on a process pool or a Ray cluster (stylize/cli/batch.py, over stylize/batch.py) ----------
+from . import batch as _batch  # noqa: E402  (its own module: the command and its progress bar)
+
+app.command(name="batch", epilog=_batch.EPILOG)(config_options(_batch.batch))
+
+
 @app.command(epilog="Examples:\n\n"
              "  stylize bench                                 # cpu, 256 and 512 px, the seed's layers\n\n"
              "  stylize bench --size 512 -c gatys --repeat 7 --json bench.json\n\n"
