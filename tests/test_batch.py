@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stylize import batch, ledger, workers
+from stylize import batches as batch, ledger, workers
 from stylize.config import build_config
 from stylize.errors import StylizeError
 from stylize.transfer import run as run_transfer
@@ -266,3 +266,12 @@ def test_cli_exit_1_lists_the_failed_job(pair):
     result = CliRunner().invoke(app, ["batch", *args])
     assert result.exit_code == 1, result.output
     assert "1 done, 1 failed" in result.stderr and "failed: " in result.stderr and "bad__s0.png" in result.stderr
+
+
+def test_python_api_is_stylize_batch(pair):
+    import stylize
+
+    tmp, contents, styles = pair
+    assert callable(stylize.batch) and stylize.batch is batch.batch
+    with pytest.raises(StylizeError, match="glob matches no file"):
+        stylize.batch(str(tmp / "none*.png"), styles, tmp / "out", size=32)

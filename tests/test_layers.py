@@ -26,7 +26,7 @@ LAYERS = {
     2: ["config", "weights", "compress", "compress.prune", "compress.quantize", "compress.config"],
     3: ["objective", "optimize", "schedule", "memory", "devices", "checkpoint", "board", "logs", "callbacks",
         "results", "stages", "dlp.backend", "ledger"],  # ...but dlp.backend, the device as the pipeline sees it
-    4: ["transfer", "bench", "summary", "compress.commands", "compress.report", "workers", "batch"],
+    4: ["transfer", "bench", "summary", "compress.commands", "compress.report", "workers", "batches"],
     5: ["cli", "__init__", "__main__"],  # the facade and the entry point sit on top
 }
 LEVEL = {name: level for level, names in LAYERS.items() for name in names}

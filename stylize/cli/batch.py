@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .. import batch as batch_lib
+from .. import batches as batch_lib
 from .options import ConfigOptions, config_flags
 
 EPILOG = ("Examples:\n\n"

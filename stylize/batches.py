@@ -1,5 +1,7 @@
 """``stylize batch``: many runs, resumable, on a local process pool or a Ray cluster.
 
+(The module is ``batches``: ``stylize.batch`` is the Python API's function, :func:`batch` here.)
+
 Jobs are every content x every style (files, folders, globs) or the rows of a manifest (YAML, CSV, JSONL: a
 ``content``, a ``style`` and any config key as that job's override). Every job is validated and its config built
 before any starts: a bad row is one :class:`StylizeError` line naming it. A job's id hashes its input images'
@@ -367,6 +369,7 @@ def batch(content: str | Path | Sequence[str | Path] = (), style: str | Path | S
     :class:`Config` fields, for every job.
 
     >>> records = stylize.batch("photos/", "paintings/*.jpg", "out", size=256, steps=100)
+    >>> [r["output"] for r in records if r["status"] != "done"]  # the failed ones, with r["error"]
     """
     as_list = lambda v: [str(v)] if isinstance(v, (str, Path)) else [str(x) for x in v]  # noqa: E731
     bc = BatchConfig(as_list(content), as_list(style), str(output), None if config is None else str(config),
