@@ -275,3 +275,29 @@ def test_python_api_is_stylize_batch(pair):
     assert callable(stylize.batch) and stylize.batch is batch.batch
     with pytest.raises(StylizeError, match="glob matches no file"):
         stylize.batch(str(tmp / "none*.png"), styles, tmp / "out", size=32)
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_running_jobs_interrupted_exits_130_and_the_rerun_resumes(pair):
+    import subprocess
+    import sys
+
+    tmp, contents, styles = pair
+    args = [sys.executable, "-m", "stylize", "batch", *map(str, contents), "--style", str(styles[0]), "-o",
+            str(tmp / "out"), "--workers", "1", "--size", "32", "--steps", "40", "--weights", "untrained", "--device", "cpu"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(e["status"] == "started" for e in _events(tmp)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    worker = _events(tmp)[0]["worker"]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert [e["status"] for e in _events(tmp)] == ["started", "interrupted"] and "interrupted" in err
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)  # the worker was stopped with the batch
+    result = batch.run(_bc(tmp, contents, styles[:1], workers=1, overrides={"steps": 40}))  # the same jobs: resumed
+    events = _events(tmp)
+    assert result.exit_code == 0 and result.skipped == 0 and events[2]["id"] == events[0]["id"]
+    assert [e["status"] for e in events][2:] == ["started", "done", "started", "done"]
