@@ -21,6 +21,7 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,6 +32,7 @@ from .errors import StylizeError
 
 RAY_CONNECT_TIMEOUT_S = 8.0  # an unreachable --address is refused well within 30 s
 RAY_JOIN_TIMEOUT_S = 15.0
+RAY_PLACE_TIMEOUT_S = 300.0  # a worker Ray cannot place (no node with its CPUs / GPU free) is an error, not a hang
 
 
 # ---- the job ------------------------------------------------------------------------------------------------------
@@ -327,7 +329,13 @@ class RaySlot:
         self.ray = ray
         cls = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0, max_task_retries=0)(_Worker)
         self.actor = cls.remote(threads)
-        self.pid = ray.get(self.actor.pid.remote())  # the actor has started
+        try:
+            self.pid = ray.get(self.actor.pid.remote(), timeout=RAY_PLACE_TIMEOUT_S)  # the actor has started
+        except ray.exceptions.GetTimeoutError:
+            ray.kill(self.actor)
+            raise StylizeError(f"Ray could not start a worker with {threads} CPU(s){' and 1 GPU' if gpus else ''} within "
+                               f"{RAY_PLACE_TIMEOUT_S:g} s: no node has that free. Use --workers with a smaller "
+                               "number of threads per worker (more workers), or add nodes.") from None
 
     def ready(self) -> None:
         pass
@@ -335,6 +343,10 @@ class RaySlot:
         self.job: Any = None
 
     def submit(self, cfg: Config) -> None:
+        # Absolute paths: the actor may run in another folder (or, with a shared file system, another node).
+        absolute = lambda p: str(Path(p).resolve())  # noqa: E731
+        cfg = dataclasses.replace(cfg, content=absolute(cfg.content), style=[absolute(s) for s in cfg.style],
+                                  output=absolute(cfg.output))
         self.ref = self.actor.run.remote(cfg)
 
     def result(self) -> dict[str, Any] | None:
