@@ -253,6 +253,8 @@ def run(bc: BatchConfig, on_event: Callable[[dict[str, Any], dict[str, int]], No
         raise StylizeError("--address joins a Ray cluster: add --backend ray.")
     if bc.workers is not None and bc.workers < 1:
         raise StylizeError(f"--workers {bc.workers}: give 1 or more (or leave it out to plan from the cores).")
+    if Path(bc.output).exists() and not Path(bc.output).is_dir():
+        raise StylizeError(f"-o {bc.output}: a file of that name exists; the batch needs a folder. Choose another -o.")
     if bc.backend == "ray":
         workers.import_ray()
     all_jobs = jobs(bc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -52,6 +53,10 @@ class BatchProgress:
             self.bar.stop()
 
 
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def batch(
     content: Annotated[Optional[list[str]], typer.Argument(help="Content images: files, folders, globs.", show_default=False)] = None,
     style: Annotated[Optional[list[str]], typer.Option("--style", "-s", help="Style images: files, folders, globs (repeatable); every content gets every style.", show_default=False)] = None,
@@ -75,6 +80,7 @@ def batch(
                                None if manifest is None else str(manifest), workers, backend, address, retry_failed)
     console = Console(stderr=True, highlight=False)
     progress = BatchProgress(console, quiet)
+    previous_term = signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # `kill` stops the batch as Ctrl-C does
     try:
         result = batch_lib.run(bc, on_event=progress.event, on_plan=progress.plan)
     except KeyboardInterrupt:
@@ -83,6 +89,7 @@ def batch(
                       "run the same command again to resume.[/]")
         raise typer.Exit(130) from None
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
         progress.stop()
     s = batch_lib.summary(result)
     console.print(f"{s['done']} done, {s['failed']} failed, {s['skipped']} skipped, of {s['jobs']} jobs in "
