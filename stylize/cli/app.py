@@ -217,7 +217,7 @@ def run(
         raise typer.Exit(130)
 
 
-# ---- batch: many runs on a process pool or a Ray cluster (stylize/cli/batch.py, over stylize/batch.py) ----------
+# ---- batch: many runs on a process pool or a Ray cluster (stylize/cli/batch.py, over stylize/batches.py) ----------
 from . import batch as _batch  # noqa: E402  (its own module: the command and its progress bar)
 
 app.command(name="batch", epilog=_batch.EPILOG)(config_options(_batch.batch))
