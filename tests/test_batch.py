@@ -301,3 +301,14 @@ def test_ctrl_c_marks_running_jobs_interrupted_exits_130_and_the_rerun_resumes(p
     events = _events(tmp)
     assert result.exit_code == 0 and result.skipped == 0 and events[2]["id"] == events[0]["id"]
     assert [e["status"] for e in events][2:] == ["started", "done"]
+
+
+@pytest.mark.slow
+def test_an_unreachable_address_is_one_line_within_30_s(pair):
+    pytest.importorskip("ray")
+    tmp, contents, styles = pair
+    t0 = time.monotonic()
+    with pytest.raises(StylizeError, match=r"--address 127.0.0.1:1: no Ray cluster answered"):
+        batch.run(_bc(tmp, contents, styles, backend="ray", address="127.0.0.1:1"))
+    assert time.monotonic() - t0 < 30
+    assert not (tmp / "out").exists()
