@@ -191,49 +191,17 @@ def test_a_killed_local_worker_s_job_is_retried(pair):
     _check_retried(tmp, pid, 1)
 
 
-# ---- Ray --------------------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def ray_cluster():
+@pytest.mark.slow
+def test_an_unreachable_address_is_one_line_within_30_s(pair):
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.mark.slow
-def test_ray_results_equal_local_bitwise(pair, ray_cluster):
+    if ray.is_initialized():  # joined already (the fixture below): an --address is not dialled again
+        pytest.skip("a Ray instance is up in this process; this test runs before the Ray fixture's tests")
     tmp, contents, styles = pair
-    local = batch.run(_bc(tmp, contents, styles[:1], workers=1))
-    remote = batch.run(dataclasses.replace(_bc(tmp, contents, styles[:1], workers=1, backend="ray"),
-                                           output=str(tmp / "ray")))
-    assert [r["id"] for r in local.records] == [r["id"] for r in remote.records]
-    for a, b in zip(local.records, remote.records):
-        assert a["status"] == b["status"] == "done" and a["losses"] == b["losses"]
-        assert Path(a["output"]).read_bytes() == Path(b["output"]).read_bytes()
-    assert {e["backend"] for e in ledger.read(tmp / "ray" / ledger.NAME) if e["status"] == "started"} == {"ray"}
-
-
-@pytest.mark.slow
-def test_a_killed_ray_worker_s_job_is_retried(pair, ray_cluster):
-    tmp, contents, styles = pair
-    bc = _bc(tmp, contents[:1], styles[:1], workers=1, backend="ray", overrides={"steps": 20})
-    out: list = []
-    thread = threading.Thread(target=lambda: out.append(batch.run(bc)))
-    thread.start()
-    pid = _kill_first_worker(tmp)
-    thread.join(300)
-    assert out and out[0].exit_code == 0
-    _check_retried(tmp, pid, 1)
-
-
-def test_ray_missing_or_unreachable_is_one_line(pair, monkeypatch):
-    tmp, contents, styles = pair
-    with pytest.raises(StylizeError, match="add --backend ray"):
-        batch.run(_bc(tmp, contents, styles, address="auto"))
-    monkeypatch.setitem(__import__("sys").modules, "ray", None)
-    with pytest.raises(StylizeError, match=r"pip install 'stylize\[ray\]'"):
-        batch.run(_bc(tmp, contents, styles, backend="ray"))
+    t0 = time.monotonic()
+    with pytest.raises(StylizeError, match=r"--address 127.0.0.1:1: no Ray cluster answered"):
+        batch.run(_bc(tmp, contents, styles, backend="ray", address="127.0.0.1:1"))
+    assert time.monotonic() - t0 < 30
+    assert not (tmp / "out").exists()
 
 
 # ---- the command --------------------------------------------------------------------------------------------------
@@ -303,12 +271,46 @@ def test_ctrl_c_marks_running_jobs_interrupted_exits_130_and_the_rerun_resumes(p
     assert [e["status"] for e in events][2:] == ["started", "done"]
 
 
+# ---- Ray --------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
 @pytest.mark.slow
-def test_an_unreachable_address_is_one_line_within_30_s(pair):
-    pytest.importorskip("ray")
+def test_ray_results_equal_local_bitwise(pair, ray_cluster):
     tmp, contents, styles = pair
-    t0 = time.monotonic()
-    with pytest.raises(StylizeError, match=r"--address 127.0.0.1:1: no Ray cluster answered"):
-        batch.run(_bc(tmp, contents, styles, backend="ray", address="127.0.0.1:1"))
-    assert time.monotonic() - t0 < 30
-    assert not (tmp / "out").exists()
+    local = batch.run(_bc(tmp, contents, styles[:1], workers=1))
+    remote = batch.run(dataclasses.replace(_bc(tmp, contents, styles[:1], workers=1, backend="ray"),
+                                           output=str(tmp / "ray")))
+    assert [r["id"] for r in local.records] == [r["id"] for r in remote.records]
+    for a, b in zip(local.records, remote.records):
+        assert a["status"] == b["status"] == "done" and a["losses"] == b["losses"]
+        assert Path(a["output"]).read_bytes() == Path(b["output"]).read_bytes()
+    assert {e["backend"] for e in ledger.read(tmp / "ray" / ledger.NAME) if e["status"] == "started"} == {"ray"}
+
+
+@pytest.mark.slow
+def test_a_killed_ray_worker_s_job_is_retried(pair, ray_cluster):
+    tmp, contents, styles = pair
+    bc = _bc(tmp, contents[:1], styles[:1], workers=1, backend="ray", overrides={"steps": 20})
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(batch.run(bc)))
+    thread.start()
+    pid = _kill_first_worker(tmp)
+    thread.join(300)
+    assert out and out[0].exit_code == 0
+    _check_retried(tmp, pid, 1)
+
+
+def test_ray_missing_or_unreachable_is_one_line(pair, monkeypatch):
+    tmp, contents, styles = pair
+    with pytest.raises(StylizeError, match="add --backend ray"):
+        batch.run(_bc(tmp, contents, styles, address="auto"))
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)
+    with pytest.raises(StylizeError, match=r"pip install 'stylize\[ray\]'"):
+        batch.run(_bc(tmp, contents, styles, backend="ray"))
