@@ -20,7 +20,7 @@ from .version import __version__
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 _PUBLIC = {"Config": "config", "build_config": "config", "StylizeError": "errors",
-           "RunResult": "results", "run": "transfer", "stylize": "transfer"}
+           "RunResult": "results", "run": "transfer", "stylize": "transfer", "batch": "batches"}
 __all__ = [*_PUBLIC, "main", "__version__"]
 
 

@@ -164,7 +164,28 @@ def safe_load(path: Path):
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
+_KEPT: dict[tuple, dict] = {}  # a batch worker's weights file, by (path, size, mtime): read once, serves many jobs
+_KEEP = False
+
+
+def keep_files_loaded() -> None:
+    """Keep the last weights file read in memory for the next run in this process (a batch worker's jobs)."""
+    global _KEEP
+    _KEEP = True
+
+
 def _load_file(path: Path, what: str) -> dict[str, torch.Tensor]:
+    if _KEEP:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns, what)
+        if key not in _KEPT:
+            _KEPT.clear()
+            _KEPT[key] = _read_file(path, what)
+        return _KEPT[key]  # runs copy the tensors into their own network (_load_into): never changed here
+    return _read_file(path, what)
+
+
+def _read_file(path: Path, what: str) -> dict[str, torch.Tensor]:
     try:
         state = safe_load(path)
     except Exception:  # torch.load raises many types, with cryptic messages, for non-checkpoints

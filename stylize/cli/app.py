@@ -217,6 +217,12 @@ def run(
         raise typer.Exit(130)
 
 
+# ---- batch: many runs on a process pool or a Ray cluster (stylize/cli/batch.py, over stylize/batches.py) ----------
+from . import batch as _batch  # noqa: E402  (its own module: the command and its progress bar)
+
+app.command(name="batch", epilog=_batch.EPILOG)(config_options(_batch.batch))
+
+
 @app.command(epilog="Examples:\n\n"
              "  stylize video clip.mp4 painting.jpg -o styled.mp4 --size 256            # audio copied\n\n"
              "  stylize video clip.mp4 painting.jpg -o frames/ --frames 1:48 --fps 12   # a folder of PNGs\n\n"
