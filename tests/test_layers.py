@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent / "stylize"
 
 LAYERS = {
     0: ["errors", "outputs", "demo", "version", "yamlsafe"],
-    1: ["losses", "features", "fused", "colors", "images", "baseline", "cpu", "plateau", "metrics", "dlp"],  # "dlp": dlp and dlp.* ...
+    1: ["losses", "features", "fused", "colors", "images", "baseline", "cpu", "plateau", "metrics", "regions", "dlp"],  # "dlp": dlp and dlp.* ...
     2: ["config", "weights", "compress", "compress.prune", "compress.quantize", "compress.config"],
     3: ["objective", "optimize", "schedule", "memory", "devices", "checkpoint", "board", "logs", "callbacks",
         "results", "stages", "dlp.backend"],  # ...but dlp.backend, the device as the pipeline sees it
