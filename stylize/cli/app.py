@@ -176,6 +176,7 @@ class _Progress(Callbacks):
              "  stylize run photo.jpg painting.jpg --scales 256,512 --tv-weight 10 --save-every 50\n\n"
              "  stylize run photo.jpg painting.jpg --checkpoint-every 100   # then: stylize run --resume outputs/photo__painting.ckpt\n\n"
              "  stylize run photo.jpg painting.jpg -c configs/gatys.yaml --set style_weight=1e5\n\n"
+             "  stylize run photo.jpg --region sky.png=a.jpg --region ground.png=b.jpg:2   # regional styles\n\n"
              "  stylize run --device dlp-sim --dlp-spec mlu270 --dlp-mode int8 --profile   # the simulated DLP\n\n"
              "  stylize run --print-config -c gatys          # show the resolved config")
 def run(
@@ -208,6 +209,13 @@ def run(
     dlp_spec: Annotated[Optional[str], typer.Option(help=_help("dlp-sim device spec: textbook | mlu270 | PATH to a spec YAML.", "dlp_spec"), show_default=False)] = None,
     dlp_mode: Annotated[Optional[str], typer.Option(help=_help("dlp-sim numerics: fp32 | fp16 | int8.", "dlp_mode"), show_default=False)] = None,
     profile: Annotated[Optional[bool], typer.Option("--profile", help="dlp-sim: print the per-op device profile and write <stem>.dlp-profile.json.", show_default=False)] = None,
+    regions: Annotated[Optional[list[str]], typer.Option("--region", help="Regional style: MASK=STYLE[:WEIGHT] (repeatable), a grayscale mask over the content; STYLE@STYLE_MAP takes the style from the map's region of STYLE. The STYLE arguments may then be omitted (docs/regions.md).", show_default=False)] = None,
+    background_style: Annotated[Optional[Path], typer.Option(help="With --region/--seg: the style of pixels no mask covers \\[default: content only]", show_default=False)] = None,
+    seg: Annotated[Optional[Path], typer.Option(help="A colour-coded map of the content (with --seg-colors).", show_default=False)] = None,
+    seg_colors: Annotated[Optional[str], typer.Option(help="'#ff0000=a.jpg,#0000ff=b.jpg': the style of each colour of --seg (STYLE@STYLE_MAP: a style map coded alike).", show_default=False)] = None,
+    mask_erode: Annotated[Optional[int], typer.Option(help=_help("Erode the masks N px at each layer.", "mask_erode"), show_default=False)] = None,
+    style_coarse: Annotated[Optional[Path], typer.Option(help="Scale control: the style of the coarse (deeper) style layers (with --style-fine).", show_default=False)] = None,
+    style_fine: Annotated[Optional[Path], typer.Option(help="Scale control: the style of the fine (shallower) style layers (with --style-coarse).", show_default=False)] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key: --set key=value (repeatable).", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info; warnings and errors only.")] = False,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")] = False,
