@@ -52,14 +52,10 @@ class Backend:
 
     def objective(self, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config,
                   regions=None) -> Objective:
-        """The objective of one stage: the fused fast path unless ``exact``, else the seed's graph.
-
-        ``regions`` (a stage's :class:`~stylize.regions.StageRegions`, guided Gram losses) runs the seed's graph:
-        the fused blocks' hand-written backward knows the plain Gram only (the guided one's,
-        ``sum_r k_r (D_r (F m_r)) m_r``, is not written yet), so autograd differentiates a masked run.
-        """
-        if self.fast_path and not cfg.exact and regions is None:
-            return FusedObjective.build(net, content, styles, cfg)
+        """The objective of one stage: the fused fast path unless ``exact``, else the seed's graph; ``regions``
+        (a stage's :class:`~stylize.regions.StageRegions`) makes the style losses guided Gram losses on either."""
+        if self.fast_path and not cfg.exact:
+            return FusedObjective.build(net, content, styles, cfg, regions=regions)
         return PlainObjective.build(net, content, styles, cfg, regions=regions)
 
     def deterministic(self) -> contextlib.AbstractContextManager:

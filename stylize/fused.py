@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import ContentLoss, StyleLoss
+from .losses import ContentLoss, MaskedStyleLoss, StyleLoss
 
 Tap = ContentLoss | StyleLoss
 
@@ -89,6 +89,25 @@ def style_loss_and_grad_factor(f: torch.Tensor, target: torch.Tensor, weight: fl
     c, n = f.shape[1], f.numel()
     d = gram_product(as_matrix(f)).div_(n).sub_(target)  # G - T
     return d.square().sum().mul_(weight / (c * c)), d
+
+
+def masked_style_loss_and_grad_factors(f: torch.Tensor, tap: MaskedStyleLoss) -> tuple[torch.Tensor, list]:
+    """``tap``'s guided Gram loss ``weight * sum_r w_r mse(G_r, T_r)`` (:func:`losses.masked_style_loss`), and
+    per region ``(m_r, D_r = G_r - T_r, 4 weight w_r / (C^3 S_r))`` for the backward, where
+    ``G_r = (F m_r)(F m_r)^T / (C S_r)``, ``S_r = sum m_r^2``:
+    ``d/dF = sum_r 4 weight w_r / (C^3 S_r) * (D_r (F m_r)) * m_r``."""
+    masks, weights = tap.layer_masks(f.shape[-2:])
+    c = f.shape[1]
+    areas = masks.flatten(1).square().sum(1).tolist()  # one host sync per layer and evaluation
+    loss, factors = f.new_zeros(()), []
+    for r, (w, area) in enumerate(zip(weights, areas)):
+        if not w:
+            continue
+        m = masks[r:r + 1]
+        d = gram_product(as_matrix(f * m).contiguous()).div_(c * area).sub_(tap.target[r])
+        loss = loss + d.square().sum() * (tap.weight * w / (c * c))
+        factors.append((m, d, 4 * tap.weight * w / (c ** 3 * area)))
+    return loss, factors
 
 
 _ONEDNN_MATMUL = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
@@ -269,7 +288,9 @@ def _relu_backward(g: torch.Tensor, mask_source: torch.Tensor, owned: bool) -> t
 def _tap_losses(f: torch.Tensor, taps: Sequence[Tap], ds: dict[int, torch.Tensor], ws: Workspace) -> list[torch.Tensor]:
     losses = []
     for tap in taps:
-        if isinstance(tap, StyleLoss):
+        if isinstance(tap, MaskedStyleLoss):
+            loss, ds[id(tap)] = masked_style_loss_and_grad_factors(f, tap)
+        elif isinstance(tap, StyleLoss):
             loss, ds[id(tap)] = style_loss_and_grad_factor(f, tap.target, tap.weight)
         else:  # F.mse_loss's arithmetic (difference, square, sum, / numel), in a scratch buffer
             diff = torch.sub(f, tap.target, out=ws.scratch(f.shape, f))
@@ -288,7 +309,15 @@ def _add_tap_grads(g, owned: bool, f, taps: Sequence[Tap], g_losses, ds: dict) -
         if g_loss is None:
             continue
         c = f.shape[1]
-        if isinstance(tap, StyleLoss):
+        if isinstance(tap, MaskedStyleLoss):  # sum_r k_r (D_r (F m_r)) m_r, recomputing F m_r
+            grad = None
+            for m, d, k in ds[id(tap)]:
+                fm = f * m
+                part = _like(torch.mm(d * (g_loss * k), as_matrix(fm)), fm).mul_(m)
+                grad = part if grad is None else grad.add_(part)
+            if grad is None:
+                continue
+        elif isinstance(tap, StyleLoss):
             d = ds[id(tap)] * (g_loss * (4 * tap.weight / (c * c * f.numel())))
             if owned:
                 as_matrix(g).addmm_(d, as_matrix(f))

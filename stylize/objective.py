@@ -126,8 +126,9 @@ class FusedObjective(GraphObjective):
     targets are computed through the fused kernels only, so the images run once."""
 
     @classmethod
-    def build(cls, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config) -> "FusedObjective":
-        plain, content_losses, style_losses = style_model(net, content, styles, cfg, targets=False)
+    def build(cls, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config,
+              regions=None) -> "FusedObjective":
+        plain, content_losses, style_losses = style_model(net, content, styles, cfg, targets=False, regions=regions)
         model = fused.fuse(plain, content, styles)
         normalized(cfg, content_losses, style_losses)
         return cls(model, content_losses, style_losses, LossWeights.of(cfg), plain=plain)

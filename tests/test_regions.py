@@ -16,7 +16,7 @@ from stylize.demo import demo_pair
 from stylize.devices import TorchBackend
 from stylize.errors import StylizeError
 from stylize.losses import MaskedStyleLoss, guided_gram, mask_at, masked_style_loss
-from stylize.objective import PlainObjective
+from stylize.objective import FusedObjective, PlainObjective
 
 torch.set_default_dtype(torch.float32)
 
@@ -169,14 +169,49 @@ def test_a_region_target_is_its_own_style_guided_by_its_style_map():
     assert torch.equal(sl.target[0], sl2.target[0]) and not torch.allclose(sl.target[1], sl2.target[1])
 
 
-def test_masked_runs_use_the_plain_objective_on_the_torch_backend():
-    net = tiny_net()
+@pytest.mark.parametrize("layers", [("conv_1", "relu_2", "conv_3"), ("relu_1", "pool_2", "relu_3")])
+def test_the_fast_path_computes_the_masked_losses_and_gradients(layers, monkeypatch):
+    """The fused blocks' hand-written guided-Gram backward against autograd through the seed's graph (float64,
+    oneDNN: only rounding differs), soft masks and a style map, odd sizes, erosion."""
+    from stylize import fused
+    monkeypatch.setattr(fused, "_nnpack", lambda x: False)
+    torch.manual_seed(3)
+    net = tiny_net("relu_3")
+    h, w = 23, 19
+    content = torch.rand(1, 3, h, w, dtype=torch.float64)
+    styles = [torch.rand(1, 3, h, w, dtype=torch.float64) for _ in range(2)]
+    masks = torch.rand(2, 1, h, w, dtype=torch.float64)
+    regs = stage_regions(masks, [0, 1], style_masks=[None, torch.rand(1, 1, h, w, dtype=torch.float64)],
+                         weights=[1.0, 3.0], erode=1)
+    layer_weights = {n: 1.0 + i for i, n in enumerate(layers)}
+    plain, pcl, psl = features.build_style_model(net, content, styles, {"conv_2": 1.0}, layer_weights, regions=regs)
+    model, cl, sl = features.build_style_model(net, content, styles, {"conv_2": 1.0}, layer_weights, targets=False,
+                                               regions=regs)
+    fast = fused.fuse(model, content, styles)
+    assert any(isinstance(b, fused.ConvBlock) and any(isinstance(t, MaskedStyleLoss) for t in [*b.pre, *b.post])
+               for b in fast)
+    image = torch.rand(1, 3, h, w, dtype=torch.float64)
+    out = []
+    for m, taps in ((plain, [*pcl, *psl]), (fast, [*cl, *sl])):
+        x = image.clone().requires_grad_()
+        m(x)
+        total = torch.stack([t.loss for t in taps])
+        total.sum().backward()
+        out.append((total.detach(), x.grad))
+    assert torch.allclose(out[0][0], out[1][0], rtol=1e-9)
+    assert torch.allclose(out[0][1], out[1][1], rtol=1e-7, atol=1e-12 * out[0][1].abs().max())
+
+
+def test_masked_runs_take_the_fast_path_on_the_torch_backend():
+    net = tiny_net().float()
     content, style = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     cfg = build_config(overrides={"style_layers": ["conv_1"], "content_layers": ["conv_2"]})
-    objective = TorchBackend(torch.device("cpu")).objective(net.float(), content, [style], cfg,
-                                                             regions=stage_regions(halves(16, 16), [0, 0]))
-    assert isinstance(objective, PlainObjective)
-    assert isinstance(objective.style_losses[0], MaskedStyleLoss)
+    regs = stage_regions(halves(16, 16), [0, 0])
+    objective = TorchBackend(torch.device("cpu")).objective(net, content, [style], cfg, regions=regs)
+    assert isinstance(objective, FusedObjective) and isinstance(objective.style_losses[0], MaskedStyleLoss)
+    exact = TorchBackend(torch.device("cpu")).objective(net, content, [style], build_config(
+        overrides={"style_layers": ["conv_1"], "content_layers": ["conv_2"], "exact": True}), regions=regs)
+    assert isinstance(exact, PlainObjective) and isinstance(exact.style_losses[0], MaskedStyleLoss)
 
 
 # ---- the schedule and the files ----
@@ -220,13 +255,13 @@ def test_masks_survive_the_multi_scale_schedule(files):
 
 def test_a_run_carries_the_masks_to_every_stage(files, monkeypatch):
     seen = []
-    build = PlainObjective.build.__func__
+    build = FusedObjective.build.__func__
 
     def spy(cls, net, content, styles, cfg, regions=None):
         seen.append((tuple(content.shape[-2:]), tuple(regions.masks.shape[-2:])))
         return build(cls, net, content, styles, cfg, regions=regions)
 
-    monkeypatch.setattr(PlainObjective, "build", classmethod(spy))
+    monkeypatch.setattr(FusedObjective, "build", classmethod(spy))
     from stylize import stylize
     result = stylize(None, None, None, write=False, regions=[f"{files}/left.png={files}/red.png",
                      f"{files}/right.png={files}/blue.png"], weights="untrained", size=40, steps=3, scales="24:2,40")
