@@ -91,22 +91,35 @@ def style_loss_and_grad_factor(f: torch.Tensor, target: torch.Tensor, weight: fl
     return d.square().sum().mul_(weight / (c * c)), d
 
 
+def region_columns(tap: MaskedStyleLoss, size: tuple[int, int]) -> list[tuple[int, float, torch.Tensor, torch.Tensor, float]]:
+    """Per region present at a layer of ``size``: (its index, its weight, the flat indices of the pixels its mask covers, the
+    mask there as a (1, n) row, ``sum m^2``), computed once per size and cached on ``tap``. A region's guided
+    Gram only needs its own pixels: over a partition of the image the regions' Grams together cost one Gram."""
+    cache = tap.__dict__.setdefault("_fused_columns", {})
+    if tuple(size) not in cache:
+        masks, weights = tap.layer_masks(size)
+        regions = []
+        for r, (w, m) in enumerate(zip(weights, masks.flatten(1))):
+            if w:
+                idx = m.nonzero().flatten()
+                row = m.index_select(0, idx).view(1, -1)
+                regions.append((r, w, idx, row, row.square().sum().item()))
+        cache[tuple(size)] = regions
+    return cache[tuple(size)]
+
+
 def masked_style_loss_and_grad_factors(f: torch.Tensor, tap: MaskedStyleLoss) -> tuple[torch.Tensor, list]:
-    """``tap``'s guided Gram loss ``weight * sum_r w_r mse(G_r, T_r)`` (:func:`losses.masked_style_loss`), and
-    per region ``(m_r, D_r = G_r - T_r, 4 weight w_r / (C^3 S_r))`` for the backward, where
-    ``G_r = (F m_r)(F m_r)^T / (C S_r)``, ``S_r = sum m_r^2``:
-    ``d/dF = sum_r 4 weight w_r / (C^3 S_r) * (D_r (F m_r)) * m_r``."""
-    masks, weights = tap.layer_masks(f.shape[-2:])
+    """``tap``'s guided Gram loss ``weight * sum_r w_r mse(G_r, T_r)`` (:func:`losses.masked_style_loss`), and per
+    region what the backward needs. With ``G_r = (F m_r)(F m_r)^T / (C S_r)`` and ``S_r = sum m_r^2``:
+    ``d/dF = sum_r 4 weight w_r / (C^3 S_r) * (D_r (F m_r)) * m_r``, ``D_r = G_r - T_r``; only the region's own
+    pixels (columns of F) take part."""
     c = f.shape[1]
-    areas = masks.flatten(1).square().sum(1).tolist()  # one host sync per layer and evaluation
     loss, factors = f.new_zeros(()), []
-    for r, (w, area) in enumerate(zip(weights, areas)):
-        if not w:
-            continue
-        m = masks[r:r + 1]
-        d = gram_product(as_matrix(f * m).contiguous()).div_(c * area).sub_(tap.target[r])
+    for r, w, idx, row, area in region_columns(tap, f.shape[-2:]):
+        fm = as_matrix(f).index_select(1, idx).mul_(row)  # (C, n_r): F m_r over the region's pixels
+        d = gram_product(fm).div_(c * area).sub_(tap.target[r])
         loss = loss + d.square().sum() * (tap.weight * w / (c * c))
-        factors.append((m, d, 4 * tap.weight * w / (c ** 3 * area)))
+        factors.append((idx, row, fm, d, 4 * tap.weight * w / (c ** 3 * area)))
     return loss, factors
 
 
@@ -309,14 +322,12 @@ def _add_tap_grads(g, owned: bool, f, taps: Sequence[Tap], g_losses, ds: dict) -
         if g_loss is None:
             continue
         c = f.shape[1]
-        if isinstance(tap, MaskedStyleLoss):  # sum_r k_r (D_r (F m_r)) m_r, recomputing F m_r
-            grad = None
-            for m, d, k in ds[id(tap)]:
-                fm = f * m
-                part = _like(torch.mm(d * (g_loss * k), as_matrix(fm)), fm).mul_(m)
-                grad = part if grad is None else grad.add_(part)
-            if grad is None:
-                continue
+        if isinstance(tap, MaskedStyleLoss):  # sum_r k_r (D_r (F m_r)) m_r, into the region's pixels
+            if g is None or not owned or not g.is_contiguous(memory_format=_layout(g)):  # as_matrix(g): a view
+                g, owned = (torch.zeros_like(f) if g is None else g.clone(memory_format=_layout(f))), True
+            for idx, row, fm, d, k in ds[id(tap)]:
+                as_matrix(g).index_add_(1, idx, torch.mm(d * (g_loss * k), fm).mul_(row))
+            continue
         elif isinstance(tap, StyleLoss):
             d = ds[id(tap)] * (g_loss * (4 * tap.weight / (c * c * f.numel())))
             if owned:

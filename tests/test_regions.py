@@ -169,18 +169,24 @@ def test_a_region_target_is_its_own_style_guided_by_its_style_map():
     assert torch.equal(sl.target[0], sl2.target[0]) and not torch.allclose(sl.target[1], sl2.target[1])
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("layers", [("conv_1", "relu_2", "conv_3"), ("relu_1", "pool_2", "relu_3")])
-def test_the_fast_path_computes_the_masked_losses_and_gradients(layers, monkeypatch):
+def test_the_fast_path_computes_the_masked_losses_and_gradients(layers, channels_last, monkeypatch):
     """The fused blocks' hand-written guided-Gram backward against autograd through the seed's graph (float64,
-    oneDNN: only rounding differs), soft masks and a style map, odd sizes, erosion."""
+    oneDNN: only rounding differs), soft masks with a hard zero patch, a style map, odd sizes, erosion; in the
+    CUDA path's channels_last layout too, evaluated twice (the second reuses the first's buffers)."""
     from stylize import fused
     monkeypatch.setattr(fused, "_nnpack", lambda x: False)
+    if channels_last:
+        monkeypatch.setattr(fused, "conv3x3", lambda x, w, b: torch.nn.functional.conv2d(
+            x.contiguous(memory_format=torch.channels_last), w, b, padding=1))
     torch.manual_seed(3)
     net = tiny_net("relu_3")
     h, w = 23, 19
     content = torch.rand(1, 3, h, w, dtype=torch.float64)
     styles = [torch.rand(1, 3, h, w, dtype=torch.float64) for _ in range(2)]
     masks = torch.rand(2, 1, h, w, dtype=torch.float64)
+    masks[0, :, :, :8] = 0  # region 0 skips the left columns: its Gram takes only its own pixels
     regs = stage_regions(masks, [0, 1], style_masks=[None, torch.rand(1, 1, h, w, dtype=torch.float64)],
                          weights=[1.0, 3.0], erode=1)
     layer_weights = {n: 1.0 + i for i, n in enumerate(layers)}
@@ -192,14 +198,15 @@ def test_the_fast_path_computes_the_masked_losses_and_gradients(layers, monkeypa
                for b in fast)
     image = torch.rand(1, 3, h, w, dtype=torch.float64)
     out = []
-    for m, taps in ((plain, [*pcl, *psl]), (fast, [*cl, *sl])):
+    for m, taps in ((plain, [*pcl, *psl]), (fast, [*cl, *sl]), (fast, [*cl, *sl])):
         x = image.clone().requires_grad_()
         m(x)
         total = torch.stack([t.loss for t in taps])
         total.sum().backward()
         out.append((total.detach(), x.grad))
-    assert torch.allclose(out[0][0], out[1][0], rtol=1e-9)
-    assert torch.allclose(out[0][1], out[1][1], rtol=1e-7, atol=1e-12 * out[0][1].abs().max())
+    for got, got_grad in out[1:]:
+        assert torch.allclose(out[0][0], got, rtol=1e-9)
+        assert torch.allclose(out[0][1], got_grad, rtol=1e-7, atol=1e-12 * out[0][1].abs().max())
 
 
 def test_masked_runs_take_the_fast_path_on_the_torch_backend():
@@ -264,8 +271,8 @@ def test_a_run_carries_the_masks_to_every_stage(files, monkeypatch):
     monkeypatch.setattr(FusedObjective, "build", classmethod(spy))
     from stylize import stylize
     result = stylize(None, None, None, write=False, regions=[f"{files}/left.png={files}/red.png",
-                     f"{files}/right.png={files}/blue.png"], weights="untrained", size=40, steps=3, scales="24:2,40")
-    assert seen == [((24, 32), (24, 32)), ((40, 53), (40, 53))]
+                     f"{files}/right.png={files}/blue.png"], weights="untrained", size=32, steps=2, scales="24:1,32")
+    assert seen == [((24, 32), (24, 32)), ((32, 42), (32, 42))]
     assert result.config.style == [f"{files}/red.png", f"{files}/blue.png"]
 
 
