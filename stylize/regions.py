@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import images
+from . import colors, images
 from .errors import StylizeError
 
 ASPECT_TOLERANCE = 0.01  # a mask's aspect may differ from its image's by this much (relative): resampling noise
@@ -132,6 +132,22 @@ class StageRegions:
     style_masks: list[torch.Tensor | None]  # (1, 1, h, w) at the stage's style size, or None
     weights: list[float]
     erode: int = 0
+
+
+def palette(content: Image.Image, style_pils: Sequence[Image.Image], regions: Regions) -> Image.Image:
+    """``style_palette`` region by region: the content recoloured to each region's style image
+    (:func:`colors.style_palette`), blended by the masks (the background's too); pixels no mask covers keep the
+    content's colours. Overlapping masks share a pixel in proportion."""
+    x = images.to_tensor(content)
+    masks = regions.at(content.width, content.height, (1, 1), torch.device("cpu"))
+    total = masks.masks.sum(0, keepdim=True)
+    out = x * (1 - total).clamp(min=0)
+    recoloured: dict[int, torch.Tensor] = {}
+    for m, s in zip(masks.masks, masks.style_of):
+        if s not in recoloured:
+            recoloured[s] = colors.style_palette(x, [images.to_tensor(style_pils[s])])
+        out = out + recoloured[s] * (m / total.clamp(min=1))
+    return images.to_pil(out.clamp_(0, 1))
 
 
 def _tensor(gray: Image.Image) -> torch.Tensor:

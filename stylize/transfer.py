@@ -65,8 +65,9 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
     spec, fallback = weights_.resolve(cfg.weights)
     cfg = resolve_recipe(cfg, untrained_fallback=fallback is not None)
     if cfg.style_palette and not (cfg.original_colors or cfg.match_histogram):  # the photo in the painting's colours
-        content_pil = images.to_pil(colors.style_palette(images.to_tensor(content_pil),
-                                                         [images.to_tensor(p) for p in style_pils]))
+        content_pil = (regions.palette(content_pil, style_pils, masks) if masks is not None else  # region by region
+                       images.to_pil(colors.style_palette(images.to_tensor(content_pil),
+                                                          [images.to_tensor(p) for p in style_pils])))
     mask_files = [*(regions.parse_region(r).mask for r in cfg.regions or ()), *([cfg.seg] if cfg.seg else [])]
     inputs = checkpoint.digest([content_path, *style_paths, *mask_files, cfg.init, cfg.weights]) if cfg.checkpoint_every or resume else {}
     saved = checkpoint.load(resume) if resume else None

@@ -349,3 +349,16 @@ def test_each_half_takes_its_own_styles_colours(tmp_path):
     for half, (own, other) in table.items():
         assert own < other - 0.03, (half, own, other)
         assert own < before[half][0] - 0.03  # and closer than the content was
+
+
+def test_style_palette_recolours_region_by_region(files):
+    from stylize import colors, images
+    content = Image.open(demo_pair()[0]).convert("RGB").resize((64, 48))
+    red, blue = Image.open(files / "red.png"), Image.open(files / "blue.png")
+    left = Image.open(files / "left.png").resize((64, 48))
+    regs = regions.Regions([left], [0], [None], [1.0], ["red.png"])
+    got = images.to_tensor(regions.palette(content, [red, blue], regs))
+    x = images.to_tensor(content)
+    want_left = colors.style_palette(x, [images.to_tensor(red)])
+    assert (got[..., :31] - want_left[..., :31]).abs().max() <= 1 / 255  # the left half: red's palette
+    assert torch.equal(got[..., 33:], x[..., 33:])  # no mask, no background style: the content's colours
