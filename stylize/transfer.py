@@ -148,7 +148,7 @@ def _regions(cfg: Config, content_pil) -> tuple[regions.Regions | None, list[str
         styles, flags = masks.styles, "--region/--seg-colors/--background-style"
     else:
         return None, []
-    if cfg.style and list(cfg.style) != styles:
+    if cfg.style and [str(Path(p)) for p in cfg.style] != [str(Path(p)) for p in styles]:
         raise StylizeError(f"style: with {flags} the style images are given there; leave out the STYLE arguments "
                            f"(got {', '.join(cfg.style)}).")
     return masks, styles

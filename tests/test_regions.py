@@ -362,3 +362,15 @@ def test_style_palette_recolours_region_by_region(files):
     want_left = colors.style_palette(x, [images.to_tensor(red)])
     assert (got[..., :31] - want_left[..., :31]).abs().max() <= 1 / 255  # the left half: red's palette
     assert torch.equal(got[..., 33:], x[..., 33:])  # no mask, no background style: the content's colours
+
+
+def test_a_saved_config_with_its_region_styles_is_accepted(files):
+    """run.json and checkpoints record the region styles as `style`: resuming must not read them as a conflict."""
+    from stylize import transfer
+    content = Image.open(demo_pair()[0]).convert("RGB")
+    cfg = build_config(overrides={"regions": [f"{files}/left.png={files}/./red.png"], "style": [f"{files}/red.png"]})
+    masks, styles = transfer._regions(cfg, content)
+    assert styles == [f"{files}/./red.png"] and masks.style_of == [0]
+    with pytest.raises(StylizeError, match="leave out the STYLE arguments"):
+        transfer._regions(build_config(overrides={"regions": [f"{files}/left.png={files}/red.png"],
+                                                  "style": [f"{files}/blue.png"]}), content)
