@@ -374,3 +374,16 @@ def test_a_saved_config_with_its_region_styles_is_accepted(files):
     with pytest.raises(StylizeError, match="leave out the STYLE arguments"):
         transfer._regions(build_config(overrides={"regions": [f"{files}/left.png={files}/red.png"],
                                                   "style": [f"{files}/blue.png"]}), content)
+
+
+def test_style_maps_guide_the_targets_and_are_checked(files):
+    content = Image.open(demo_pair()[0]).convert("RGB")
+    coded = np.zeros((48, 48, 3), np.uint8)
+    coded[:, 24:] = (255, 0, 0)  # red codes the right half of the style image
+    Image.fromarray(coded).save(files / "red_map.png")
+    regs = regions.load(content, seg=f"{files}/seg.png", seg_colors=[f"#ff0000={files}/red.png@{files}/red_map.png"])
+    assert np.asarray(regs.style_maps[0])[:, 24:].min() == 255 and np.asarray(regs.style_maps[0])[:, :24].max() == 0
+    with pytest.raises(StylizeError, match="colour #0000ff does not occur in the style map"):
+        regions.load(content, seg=f"{files}/seg.png", seg_colors=[f"#0000ff={files}/red.png@{files}/red_map.png"])
+    with pytest.raises(StylizeError, match="style map .* must have its image's aspect"):
+        regions.load(content, [f"{files}/left.png={files}/red.png@{files}/left.png"])  # 4:3 map on a square style
