@@ -387,3 +387,31 @@ def test_style_maps_guide_the_targets_and_are_checked(files):
         regions.load(content, seg=f"{files}/seg.png", seg_colors=[f"#0000ff={files}/red.png@{files}/red_map.png"])
     with pytest.raises(StylizeError, match="style map .* must have its image's aspect"):
         regions.load(content, [f"{files}/left.png={files}/red.png@{files}/left.png"])  # 4:3 map on a square style
+
+
+@pytest.mark.gpu
+def test_masked_fast_path_on_cuda_matches_the_plain_graph_on_cpu():
+    """channels_last cuDNN convs (TF32 where the GPU has it), index_add_ on CUDA, against autograd on the CPU."""
+    from stylize import fused
+    torch.manual_seed(4)
+    net = tiny_net("relu_3").float()
+    h, w = 40, 36
+    content, image = torch.rand(1, 3, h, w), torch.rand(1, 3, h, w)
+    styles = [torch.rand(1, 3, h, w), torch.rand(1, 3, h, w)]
+    masks = halves(h, w)
+    layers = {"conv_1": 1.0, "relu_2": 1.0, "relu_3": 1.0}
+    out = []
+    for device in ("cpu", "cuda"):
+        to = lambda t: t.to(device)  # noqa: E731
+        regs = stage_regions(to(masks), [0, 1])
+        model, cl, sl = features.build_style_model(to(net), to(content), [to(s) for s in styles], {"conv_2": 1.0},
+                                                   layers, targets=device == "cpu", regions=regs)
+        if device == "cuda":
+            model = fused.fuse(model, to(content), [to(s) for s in styles])
+        x = to(image).requires_grad_()
+        model(x)
+        total = torch.stack([t.loss for t in [*cl, *sl]])
+        total.sum().backward()
+        out.append((total.detach().cpu(), x.grad.cpu()))
+    torch.testing.assert_close(out[1][0], out[0][0], rtol=1e-2, atol=0)
+    assert ((out[1][1] - out[0][1]).norm() / out[0][1].norm()).item() < 5e-2
