@@ -260,6 +260,7 @@ def test_masks_survive_the_multi_scale_schedule(files):
         assert st.style_of == [0, 1, 0] and st.weights == [1.0, 2.0, 1.0]
 
 
+@pytest.mark.slow  # a real (tiny) run: 5-16 s on the loaded machine
 def test_a_run_carries_the_masks_to_every_stage(files, monkeypatch):
     seen = []
     build = FusedObjective.build.__func__
