@@ -8,6 +8,7 @@ a strip content | mask | warm | cool | result.
 
     python scripts/regions_example.py                    # -> docs/regions.jpg, the table on stdout
     python scripts/regions_example.py --size 64 --steps 40 --out /tmp/regions.jpg
+    python scripts/regions_example.py --baseline         # the same without regions: both styles everywhere
 """
 
 from __future__ import annotations
@@ -58,16 +59,19 @@ def as_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.float64) / 255
 
 
-def run(folder: Path, size: int, steps: int, **overrides):
-    """The example run in ``folder``: (result image, content, masks, styles, table of distances)."""
+def run(folder: Path, size: int, steps: int, baseline: bool = False, **overrides):
+    """The example run in ``folder``: (result image, content, masks, styles, table of distances, the content's).
+    ``baseline``: no regions, the two styles blended over the whole image."""
     content = Image.open(demo_pair()[0]).convert("RGB")
     left, right = half_masks(content)
     warm, cool = draw_style(WARM, 1), draw_style(COOL, 2)
     for name, img in (("left.png", left), ("right.png", right), ("warm.png", warm), ("cool.png", cool)):
         img.save(folder / name)
-    result = stylize(demo_pair()[0], write=False, size=size, steps=steps, weights="untrained",
-                     regions=[f"{folder}/left.png={folder}/warm.png", f"{folder}/right.png={folder}/cool.png"],
-                     **overrides)
+    if baseline:
+        overrides["style"] = [str(folder / "warm.png"), str(folder / "cool.png")]
+    else:
+        overrides["regions"] = [f"{folder}/left.png={folder}/warm.png", f"{folder}/right.png={folder}/cool.png"]
+    result = stylize(demo_pair()[0], write=False, size=size, steps=steps, weights="untrained", **overrides)
     out = result.image[0].permute(1, 2, 0).numpy().astype(np.float64)
     table = distances(out, as_array(warm), as_array(cool))
     before = distances(as_array(content.resize((out.shape[1], out.shape[0]))), as_array(warm), as_array(cool))
@@ -89,13 +93,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent.parent / "docs" / "regions.jpg")
+    parser.add_argument("--baseline", action="store_true", help="no regions: print the table only, write nothing")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        out, content, left, warm, cool, table, before = run(Path(tmp), args.size, args.steps)
+        out, content, left, warm, cool, table, before = run(Path(tmp), args.size, args.steps, args.baseline)
     print("| half | to its own style | to the other style | the content's, to its own |")
     print("|---|---|---|---|")
     for half, (own, other) in table.items():
         print(f"| {half} | {own:.3f} | {other:.3f} | {before[half][0]:.3f} |")
+    if args.baseline:
+        return
     result = Image.fromarray(np.round(out * 255).astype(np.uint8), "RGB")
     strip([content, left, warm, cool, result], 128).save(args.out, quality=85)
     print(args.out)
