@@ -99,6 +99,21 @@ def parse_seg_colors(value) -> list[str] | None:
     return list(items)
 
 
+def with_paths(text: str, path, where: str = "regions") -> str:
+    """A ``MASK=STYLE[@STYLE_MAP][:WEIGHT]`` item with ``path`` applied to each file in it (a colour stays)."""
+    spec = parse_region(text, where)
+    mask = spec.mask if _COLOR.match(spec.mask) else path(spec.mask)
+    style_map = f"@{path(spec.style_map)}" if spec.style_map else ""
+    return f"{mask}={path(spec.style)}{style_map}" + (f":{spec.weight!r}" if spec.weight != 1 else "")
+
+
+def input_files(regions: Sequence[str] | None, seg: str | None, seg_colors: Sequence[str] | None) -> list[str]:
+    """The mask, map and style-map files a run reads besides its content and style images (a checkpoint's digest)."""
+    specs = [parse_region(r) for r in regions or ()]
+    seg_specs = [parse_region(c, "seg_colors") for c in seg_colors or ()]
+    return [*(s.mask for s in specs), *([seg] if seg else []), *(s.style_map for s in specs + seg_specs if s.style_map)]
+
+
 @dataclass
 class Regions:
     """A run's regions, read and checked: masks at the content's aspect, styles by index into ``styles``."""

@@ -68,7 +68,7 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
         content_pil = (regions.palette(content_pil, style_pils, masks) if masks is not None else  # region by region
                        images.to_pil(colors.style_palette(images.to_tensor(content_pil),
                                                           [images.to_tensor(p) for p in style_pils])))
-    mask_files = [*(regions.parse_region(r).mask for r in cfg.regions or ()), *([cfg.seg] if cfg.seg else [])]
+    mask_files = regions.input_files(cfg.regions, cfg.seg, cfg.seg_colors)
     inputs = checkpoint.digest([content_path, *style_paths, *mask_files, cfg.init, cfg.weights]) if cfg.checkpoint_every or resume else {}
     saved = checkpoint.load(resume) if resume else None
     if saved is not None:
@@ -148,7 +148,7 @@ def _regions(cfg: Config, content_pil) -> tuple[regions.Regions | None, list[str
         styles, flags = masks.styles, "--region/--seg-colors/--background-style"
     else:
         return None, []
-    if cfg.style and [str(Path(p)) for p in cfg.style] != [str(Path(p)) for p in styles]:
+    if cfg.style and [Path(p).resolve() for p in cfg.style] != [Path(p).resolve() for p in styles]:
         raise StylizeError(f"style: with {flags} the style images are given there; leave out the STYLE arguments "
                            f"(got {', '.join(cfg.style)}).")
     return masks, styles

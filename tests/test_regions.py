@@ -416,3 +416,8 @@ def test_masked_fast_path_on_cuda_matches_the_plain_graph_on_cpu():
         out.append((total.detach().cpu(), x.grad.cpu()))
     torch.testing.assert_close(out[1][0], out[0][0], rtol=1e-2, atol=0)
     assert ((out[1][1] - out[0][1]).norm() / out[0][1].norm()).item() < 5e-2
+
+
+def test_the_mask_files_are_inputs_of_a_checkpoint():
+    assert regions.input_files(["a.png=s.jpg@sm.png:2", "b.png=t.jpg"], "seg.png", ["#ff0000=u.jpg@um.png"]) == [
+        "a.png", "b.png", "seg.png", "sm.png", "um.png"]
