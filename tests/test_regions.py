@@ -421,3 +421,8 @@ def test_masked_fast_path_on_cuda_matches_the_plain_graph_on_cpu():
 def test_the_mask_files_are_inputs_of_a_checkpoint():
     assert regions.input_files(["a.png=s.jpg@sm.png:2", "b.png=t.jpg"], "seg.png", ["#ff0000=u.jpg@um.png"]) == [
         "a.png", "b.png", "seg.png", "sm.png", "um.png"]
+
+
+def test_with_paths_rewrites_the_files_of_an_item():
+    assert regions.with_paths("a.png=s.jpg@m.png:2", str.upper) == "A.PNG=S.JPG@M.PNG:2.0"
+    assert regions.with_paths("#ff0000=s.jpg", str.upper, "seg_colors") == "#ff0000=S.JPG"
