@@ -39,7 +39,8 @@ def digest(paths: Iterable[str | Path]) -> dict[str, str]:
     return {str(Path(p).resolve()): sha256(Path(p)) for p in paths if Path(p).is_file()}
 
 
-PATHS = ("content", "style", "init", "weights", "output", "background_style", "seg", "style_coarse", "style_fine")  # config keys that may hold file paths
+PATHS = ("content", "style", "init", "weights", "output",
+         "background_style", "seg", "style_coarse", "style_fine")  # config keys that may hold file paths
 
 
 def portable(cfg: Config) -> Config:

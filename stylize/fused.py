@@ -17,6 +17,9 @@ reused across evaluations:
   so nothing but the tensors the losses and the ReLU mask need is kept for backward;
 * the style loss is Gram + MSE with its analytic backward, one ``mm``:
   ``d/dF [w/C^2 * sum((F F^T/N - T)^2)] = 4w/(C^2 N) * (F F^T/N - T) F``  (the Gram is symmetric);
+* a masked style loss (regional styles, :class:`~stylize.losses.MaskedStyleLoss`) is a guided Gram per region,
+  computed over the pixels its mask covers only (:func:`region_columns`), with the same analytic backward
+  per region, weighted by the mask;
 * the content loss gradient ``2w/numel * (F - T)``, the ReLU mask and the incoming gradient are summed in
   place into one buffer, so a tapped tensor costs no extra gradient add.
 
@@ -91,10 +94,10 @@ def style_loss_and_grad_factor(f: torch.Tensor, target: torch.Tensor, weight: fl
     return d.square().sum().mul_(weight / (c * c)), d
 
 
-def region_columns(tap: MaskedStyleLoss, size: tuple[int, int]) -> list[tuple[int, float, torch.Tensor, torch.Tensor, float]]:
-    """Per region present at a layer of ``size``: (its index, its weight, the flat indices of the pixels its mask covers, the
-    mask there as a (1, n) row, ``sum m^2``), computed once per size and cached on ``tap``. A region's guided
-    Gram only needs its own pixels: over a partition of the image the regions' Grams together cost one Gram."""
+def region_columns(tap: MaskedStyleLoss, size: tuple[int, int]) -> list[tuple]:
+    """Per region present at a layer of ``size``: (its index, its weight, the flat indices of the pixels its mask
+    covers, the mask there as a (1, n) row, ``sum m^2``), computed once per size and cached on ``tap``. A region's
+    guided Gram only needs its own pixels: over a partition of the image the regions' Grams cost one Gram."""
     cache = tap.__dict__.setdefault("_fused_columns", {})
     if tuple(size) not in cache:
         masks, weights = tap.layer_masks(size)

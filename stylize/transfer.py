@@ -69,7 +69,8 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
                        images.to_pil(colors.style_palette(images.to_tensor(content_pil),
                                                           [images.to_tensor(p) for p in style_pils])))
     mask_files = regions.input_files(cfg.regions, cfg.seg, cfg.seg_colors)
-    inputs = checkpoint.digest([content_path, *style_paths, *mask_files, cfg.init, cfg.weights]) if cfg.checkpoint_every or resume else {}
+    inputs = (checkpoint.digest([content_path, *style_paths, *mask_files, cfg.init, cfg.weights])
+              if cfg.checkpoint_every or resume else {})
     saved = checkpoint.load(resume) if resume else None
     if saved is not None:
         checkpoint.check(saved, cfg, inputs, spec, resume)

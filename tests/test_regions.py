@@ -58,7 +58,8 @@ def test_masked_loss_gradient_matches_its_closed_form():
         d = fm @ fm.T / (c * s) - targets[r]
         expected += (4 * wr / (c ** 3 * s) * (d @ fm)).view(1, c, h, w) * m
     assert torch.allclose(f.grad, expected)
-    assert torch.autograd.gradcheck(lambda x: masked_style_loss(x, masks, targets, weights), (f.detach().requires_grad_(),))
+    x = f.detach().requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: masked_style_loss(x, masks, targets, weights), (x,))
 
 
 def test_each_hard_region_gradient_depends_only_on_its_own_style():
@@ -109,7 +110,8 @@ def test_one_mask_over_everything_is_the_plain_loss():
     content, style = torch.rand(1, 3, 16, 20, dtype=torch.float64), torch.rand(1, 3, 16, 20, dtype=torch.float64)
     image = torch.rand(1, 3, 16, 20, dtype=torch.float64)
     plain, _, plain_sl = model(net, content, [style], None)
-    masked, _, masked_sl = model(net, content, [style], stage_regions(torch.ones(1, 1, 16, 20, dtype=torch.float64), [0]))
+    everything = stage_regions(torch.ones(1, 1, 16, 20, dtype=torch.float64), [0])
+    masked, _, masked_sl = model(net, content, [style], everything)
     assert all(isinstance(m, MaskedStyleLoss) for m in masked_sl)
     grads = []
     for m, sl in ((plain, plain_sl), (masked, masked_sl)):
@@ -326,7 +328,8 @@ def test_bad_region_input_is_one_line_and_exit_2(files, args, message):
 
 def test_styles_given_twice_are_refused(files):
     content = demo_pair()[0]
-    code, output = run_cli([str(content), str(files / "blue.png"), "--region", f"{files}/left.png={files}/red.png"], files)
+    region = f"{files}/left.png={files}/red.png"
+    code, output = run_cli([str(content), str(files / "blue.png"), "--region", region], files)
     assert code == 2 and "leave out the STYLE arguments" in output
 
 
