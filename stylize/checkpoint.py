@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from . import regions
 from .config import Config
 from .errors import StylizeError
 from .optimize import LoopState, StepRecord
@@ -38,7 +39,8 @@ def digest(paths: Iterable[str | Path]) -> dict[str, str]:
     return {str(Path(p).resolve()): sha256(Path(p)) for p in paths if Path(p).is_file()}
 
 
-PATHS = ("content", "style", "init", "weights", "output")  # config keys that may hold file paths
+PATHS = ("content", "style", "init", "weights", "output",
+         "background_style", "seg", "style_coarse", "style_fine")  # config keys that may hold file paths
 
 
 def portable(cfg: Config) -> Config:
@@ -49,6 +51,9 @@ def portable(cfg: Config) -> Config:
 
     changes = {k: (None if v is None else [absolute(x) for x in v] if isinstance(v, list) else absolute(v))
                for k, v in ((k, getattr(cfg, k)) for k in PATHS)}
+    for key in ("regions", "seg_colors"):  # MASK=STYLE@MAP:WEIGHT items (issue 20)
+        if getattr(cfg, key):
+            changes[key] = [regions.with_paths(item, absolute, key) for item in getattr(cfg, key)]
     return dataclasses.replace(cfg, **changes)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from . import features
+from . import features, regions
 from .errors import StylizeError, did_you_mean
 from .yamlsafe import safe_yaml
 
@@ -103,6 +103,20 @@ class Config:
     # stylize video (Ruder et al. 2016): weight of the temporal term, the mean squared difference between a
     # frame and the previous output warped by optical flow, over the pixels the flow is consistent at.
     temporal_weight: float = 1e4
+    # Regional styles (Gatys et al. 2017; docs/regions.md). regions: MASK=STYLE[@STYLE_MAP][:WEIGHT] per region, a
+    # grayscale mask over the content (soft values allowed) and its style image; seg + seg_colors: a colour-coded
+    # map of the content and '#rrggbb=STYLE[@STYLE_MAP][:WEIGHT]' per colour. Pixels no mask covers get the content
+    # only, or background_style. mask_erode: erode the masks N px at each layer's size. Their style images are the
+    # run's (`style` is then left out, or lists exactly them). Not on dlp-sim (no masked Gram kernel).
+    regions: list[str] | None = None
+    background_style: str | None = None
+    seg: str | None = None
+    seg_colors: list[str] | None = None
+    mask_erode: int = 0
+    # Scale control (same paper): the coarse style taps (the deeper half of style_layers) take style_coarse's
+    # statistics, the fine ones (the shallower half, features.split_taps) style_fine's. Both or neither.
+    style_coarse: str | None = None
+    style_fine: str | None = None
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
@@ -344,6 +358,13 @@ PARSERS: dict[str, Any] = {
     "style_layers": lambda v: _layer_weights("style_layers", v),
     "content_layers": lambda v: _layer_weights("content_layers", v),
     "temporal_weight": lambda v: _number("temporal_weight", v, float, 0.0),
+    "regions": regions.parse_regions,
+    "background_style": lambda v: _path_or_none("background_style", v),
+    "seg": lambda v: _path_or_none("seg", v),
+    "seg_colors": regions.parse_seg_colors,
+    "mask_erode": lambda v: _number("mask_erode", v, int, 0, 64),
+    "style_coarse": lambda v: _path_or_none("style_coarse", v),
+    "style_fine": lambda v: _path_or_none("style_fine", v),
 }
 assert set(PARSERS) == set(FIELDS), "every Config field has its check"
 
@@ -364,9 +385,35 @@ def _validate(raw: dict[str, Any]) -> Config:
     if cfg["profile"] and cfg["device"] != "dlp-sim":
         raise _fail("profile", f"the device profile needs --device dlp-sim (device is {cfg['device']!r}). "
                                "Add --device dlp-sim or drop --profile.")
+    _validate_regions(cfg)
     if not cfg["style_layers"] and not cfg["content_layers"]:
         raise _fail("style_layers", "no style or content layers: name at least one layer, e.g. style_layers: [conv_1]")
     return Config(**cfg)
+
+
+def _validate_regions(cfg: dict[str, Any]) -> None:
+    """The regional keys together (docs/regions.md); the files are read and checked by regions.load."""
+    masked = bool(cfg["regions"] or cfg["seg"])
+    if (cfg["seg"] is None) != (cfg["seg_colors"] is None):
+        raise _fail("seg", "give the map and its colours together: --seg MAP --seg-colors '#ff0000=a.jpg,...'")
+    if cfg["background_style"] is not None and not masked:
+        raise _fail("background_style", "needs regions (--region MASK=STYLE or --seg): without masks the whole "
+                                        "image takes the style; give it as the style instead.")
+    if masked and cfg["device"] == "dlp-sim":
+        raise _fail("regions", "dlp-sim has no masked (guided) Gram kernel; run regional styles with --device cpu "
+                               "or cuda.")
+    if masked and cfg["style_blend"] is not None:
+        raise _fail("style_blend", "does not apply to regions: each region has its own style (and :WEIGHT).")
+    if (cfg["style_coarse"] is None) != (cfg["style_fine"] is None):
+        raise _fail("style_coarse", "scale control needs both --style-coarse and --style-fine.")
+    if cfg["style_coarse"] is not None:
+        if masked:
+            raise _fail("style_coarse", "scale control and regions do not combine yet; use one or the other.")
+        if cfg["style_blend"] is not None:
+            raise _fail("style_blend", "does not apply to --style-coarse/--style-fine (one image each).")
+        if len(cfg["style_layers"]) < 2:
+            raise _fail("style_coarse", "scale control splits the style layers into fine and coarse: "
+                                        "give at least two style_layers.")
 
 
 def _check_keys(data: Mapping[str, Any], where: str) -> None:

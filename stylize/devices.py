@@ -50,11 +50,13 @@ class Backend:
         """The network on this device, in eval mode (``qparams``: an int8 artefact's calibrated scales)."""
         return net.to(self.device).eval()
 
-    def objective(self, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config) -> Objective:
-        """The objective of one stage: the fused fast path unless ``exact``, else the seed's graph."""
+    def objective(self, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config,
+                  regions=None) -> Objective:
+        """The objective of one stage: the fused fast path unless ``exact``, else the seed's graph; ``regions``
+        (a stage's :class:`~stylize.regions.StageRegions`) makes the style losses guided Gram losses on either."""
         if self.fast_path and not cfg.exact:
-            return FusedObjective.build(net, content, styles, cfg)
-        return PlainObjective.build(net, content, styles, cfg)
+            return FusedObjective.build(net, content, styles, cfg, regions=regions)
+        return PlainObjective.build(net, content, styles, cfg, regions=regions)
 
     def deterministic(self) -> contextlib.AbstractContextManager:
         """Deterministic algorithms while the run optimizes, where the device has them."""

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .errors import StylizeError, did_you_mean
-from .losses import ContentLoss, LaplacianLoss, StyleLoss
+from .losses import ContentLoss, LaplacianLoss, MaskedStyleLoss, StyleLoss
 
 # torchvision.models.vgg cfgs["E"]: channels of each 3x3 conv, "M" = 2x2 max pool.
 VGG19_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
@@ -142,6 +142,18 @@ def last_tap(content_layers: Mapping[str, float], style_layers: Mapping[str, flo
     return max(layer(n).index for n in [*content_layers, *style_layers])
 
 
+def split_taps(style_layers: Mapping[str, float]) -> tuple[list[str], list[str]]:
+    """Scale control (Gatys et al. 2017, section 5): the style taps split by depth into (fine, coarse).
+
+    The shallower half of the taps in network order (rounded down) is fine: small receptive fields, the texture's
+    brush strokes and grain; the rest is coarse: the larger structures. The seed's conv_1..conv_5 split into
+    conv_1, conv_2 (fine) and conv_3..conv_5 (coarse); Gatys' conv1_1..conv5_1 into conv1_1, conv2_1 and the rest.
+    """
+    names = sorted(style_layers, key=lambda n: layer(n).index)
+    k = len(names) // 2
+    return names[:k], names[k:]
+
+
 def _loss_name(model: nn.Sequential, kind: str, entry: Layer) -> str:
     """The seed's ``style_loss_{N}`` (N = conv count); ``style_loss_relu_N`` when conv_N already has one.
 
@@ -163,6 +175,8 @@ def build_style_model(
     style_loss: type[StyleLoss] = StyleLoss,
     laplacian_weight: float = 0.0,
     laplacian_pool: int = 4,
+    regions=None,
+    scale_split: bool = False,
 ) -> tuple[nn.Sequential, list[ContentLoss], list[StyleLoss]]:
     """Insert loss modules after the named layers, as the seed's ``get_style_model_and_losses`` does.
 
@@ -176,6 +190,10 @@ def build_style_model(
         style_loss: the style loss module (a device with its own Gram kernels subclasses :class:`StyleLoss`).
         laplacian_weight: > 0 adds a :class:`LaplacianLoss` of this weight (pooling ``laplacian_pool``) right after
             the normalization, the first of the content losses; 0 (the seed): none.
+        regions: a stage's regions (:class:`stylize.regions.StageRegions`): every style tap is a
+            :class:`MaskedStyleLoss` over them (guided Gram matrices); None: plain style losses.
+        scale_split: two style images (coarse, fine): the fine taps of :func:`split_taps` take the second's Gram
+            matrix, the coarse ones the first's (each layer's blend is one-hot).
 
     Returns:
         The model (Normalization, VGG layers named ``conv_N``/``relu_N``/``pool_N``, loss modules, cut after the
@@ -183,6 +201,10 @@ def build_style_model(
     """
     content_at = {layer(n).index: w for n, w in content_layers.items()}
     style_at = {layer(n).index: w for n, w in style_layers.items()}
+    blends: dict[int, Sequence[float] | None] = {}
+    if scale_split:
+        fine, coarse = split_taps(style_layers)
+        blends = {**{layer(n).index: (0.0, 1.0) for n in fine}, **{layer(n).index: (1.0, 0.0) for n in coarse}}
     cut = last_tap(content_layers, style_layers)
     device = content_img.device
     model = nn.Sequential(Normalization().to(device))
@@ -208,7 +230,11 @@ def build_style_model(
                 model.add_module(_loss_name(model, "content", entry), loss)
                 content_losses.append(loss)
             if entry.index in style_at:
-                loss = style_loss(ss, style_at[entry.index], style_blend)
+                if regions is not None:
+                    loss = MaskedStyleLoss(ss, style_at[entry.index], regions.masks, regions.style_of,
+                                           regions.style_masks, regions.weights, regions.erode)
+                else:
+                    loss = style_loss(ss, style_at[entry.index], blends.get(entry.index, style_blend))
                 model.add_module(_loss_name(model, "style", entry), loss)
                 style_losses.append(loss)
     return model, content_losses, style_losses

@@ -17,6 +17,9 @@ reused across evaluations:
   so nothing but the tensors the losses and the ReLU mask need is kept for backward;
 * the style loss is Gram + MSE with its analytic backward, one ``mm``:
   ``d/dF [w/C^2 * sum((F F^T/N - T)^2)] = 4w/(C^2 N) * (F F^T/N - T) F``  (the Gram is symmetric);
+* a masked style loss (regional styles, :class:`~stylize.losses.MaskedStyleLoss`) is a guided Gram per region,
+  computed over the pixels its mask covers only (:func:`region_columns`), with the same analytic backward
+  per region, weighted by the mask;
 * the content loss gradient ``2w/numel * (F - T)``, the ReLU mask and the incoming gradient are summed in
   place into one buffer, so a tapped tensor costs no extra gradient add.
 
@@ -36,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import ContentLoss, StyleLoss
+from .losses import ContentLoss, MaskedStyleLoss, StyleLoss
 
 Tap = ContentLoss | StyleLoss
 
@@ -89,6 +92,38 @@ def style_loss_and_grad_factor(f: torch.Tensor, target: torch.Tensor, weight: fl
     c, n = f.shape[1], f.numel()
     d = gram_product(as_matrix(f)).div_(n).sub_(target)  # G - T
     return d.square().sum().mul_(weight / (c * c)), d
+
+
+def region_columns(tap: MaskedStyleLoss, size: tuple[int, int]) -> list[tuple]:
+    """Per region present at a layer of ``size``: (its index, its weight, the flat indices of the pixels its mask
+    covers, the mask there as a (1, n) row, ``sum m^2``), computed once per size and cached on ``tap``. A region's
+    guided Gram only needs its own pixels: over a partition of the image the regions' Grams cost one Gram."""
+    cache = tap.__dict__.setdefault("_fused_columns", {})
+    if tuple(size) not in cache:
+        masks, weights = tap.layer_masks(size)
+        regions = []
+        for r, (w, m) in enumerate(zip(weights, masks.flatten(1))):
+            if w:
+                idx = m.nonzero().flatten()
+                row = m.index_select(0, idx).view(1, -1)
+                regions.append((r, w, idx, row, row.square().sum().item()))
+        cache[tuple(size)] = regions
+    return cache[tuple(size)]
+
+
+def masked_style_loss_and_grad_factors(f: torch.Tensor, tap: MaskedStyleLoss) -> tuple[torch.Tensor, list]:
+    """``tap``'s guided Gram loss ``weight * sum_r w_r mse(G_r, T_r)`` (:func:`losses.masked_style_loss`), and per
+    region what the backward needs. With ``G_r = (F m_r)(F m_r)^T / (C S_r)`` and ``S_r = sum m_r^2``:
+    ``d/dF = sum_r 4 weight w_r / (C^3 S_r) * (D_r (F m_r)) * m_r``, ``D_r = G_r - T_r``; only the region's own
+    pixels (columns of F) take part."""
+    c = f.shape[1]
+    loss, factors = f.new_zeros(()), []
+    for r, w, idx, row, area in region_columns(tap, f.shape[-2:]):
+        fm = as_matrix(f).index_select(1, idx).mul_(row)  # (C, n_r): F m_r over the region's pixels
+        d = gram_product(fm).div_(c * area).sub_(tap.target[r])
+        loss = loss + d.square().sum() * (tap.weight * w / (c * c))
+        factors.append((idx, row, fm, d, 4 * tap.weight * w / (c ** 3 * area)))
+    return loss, factors
 
 
 _ONEDNN_MATMUL = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
@@ -269,7 +304,9 @@ def _relu_backward(g: torch.Tensor, mask_source: torch.Tensor, owned: bool) -> t
 def _tap_losses(f: torch.Tensor, taps: Sequence[Tap], ds: dict[int, torch.Tensor], ws: Workspace) -> list[torch.Tensor]:
     losses = []
     for tap in taps:
-        if isinstance(tap, StyleLoss):
+        if isinstance(tap, MaskedStyleLoss):
+            loss, ds[id(tap)] = masked_style_loss_and_grad_factors(f, tap)
+        elif isinstance(tap, StyleLoss):
             loss, ds[id(tap)] = style_loss_and_grad_factor(f, tap.target, tap.weight)
         else:  # F.mse_loss's arithmetic (difference, square, sum, / numel), in a scratch buffer
             diff = torch.sub(f, tap.target, out=ws.scratch(f.shape, f))
@@ -288,7 +325,13 @@ def _add_tap_grads(g, owned: bool, f, taps: Sequence[Tap], g_losses, ds: dict) -
         if g_loss is None:
             continue
         c = f.shape[1]
-        if isinstance(tap, StyleLoss):
+        if isinstance(tap, MaskedStyleLoss):  # sum_r k_r (D_r (F m_r)) m_r, into the region's pixels
+            if g is None or not owned or not g.is_contiguous(memory_format=_layout(g)):  # as_matrix(g): a view
+                g, owned = (torch.zeros_like(f) if g is None else g.clone(memory_format=_layout(f))), True
+            for idx, row, fm, d, k in ds[id(tap)]:
+                as_matrix(g).index_add_(1, idx, torch.mm(d * (g_loss * k), fm).mul_(row))
+            continue
+        elif isinstance(tap, StyleLoss):
             d = ds[id(tap)] * (g_loss * (4 * tap.weight / (c * c * f.numel())))
             if owned:
                 as_matrix(g).addmm_(d, as_matrix(f))

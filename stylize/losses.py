@@ -162,6 +162,102 @@ class StyleLoss(nn.Module):
         return input
 
 
+def mask_at(mask: torch.Tensor, size: tuple[int, int], erode: int = 0) -> torch.Tensor:
+    """A (R, 1, H, W) stack of masks in [0, 1] carried to a feature map of ``size`` (h, w): each output pixel the
+    mean of the mask over the input pixels it covers (a box filter, as VGG's pools shrink the image), then
+    eroded by ``erode`` px at that size (a (2e+1) x (2e+1) minimum; the image border does not erode), so a region's
+    texture does not spill into its neighbour (Gatys et al. 2017, section 4.1)."""
+    m = mask if tuple(mask.shape[-2:]) == tuple(size) else F.adaptive_avg_pool2d(mask, size)
+    if erode > 0:
+        m = -F.max_pool2d(-m, 2 * erode + 1, stride=1, padding=erode)  # max_pool pads with -inf: no border erosion
+    return m
+
+
+def guided_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The guided Gram matrix of Gatys et al. 2017: the Gram of the features weighted by a (soft) mask.
+
+    Args:
+        features: (1, C, H, W).
+        mask: (1, 1, H, W) in [0, 1] (at the features' size: :func:`mask_at`).
+
+    Returns:
+        (C, C) ``(F m)(F m)^T / (C * sum(m^2))``: an average over the region's own pixels, so a region's Gram is
+        comparable with a whole image's, and with ``m = 1`` it is exactly :func:`gram_matrix`. An empty region
+        gives 0 (its denominator is clamped; its loss module drops it).
+    """
+    a, b, c, d = features.size()
+    f = (features * mask).reshape(a * b, c * d)  # (C, H*W)
+    area = mask.expand(a, 1, c, d).square().sum()
+    return torch.mm(f, f.t()).div(area.clamp_min(1e-12) * b)
+
+
+def masked_style_loss(features: torch.Tensor, masks: torch.Tensor, targets: torch.Tensor,
+                      weights: Sequence[float]) -> torch.Tensor:
+    """``sum_r w_r * mse(guided_gram(features, masks[r]), targets[r])``: each region's Gram against its own target.
+
+    Args:
+        features: (1, C, H, W); masks: (R, 1, H, W); targets: (R, C, C); weights: R region weights.
+    """
+    total = features.new_zeros(())
+    for r, w in enumerate(weights):
+        if w:
+            total = total + w * F.mse_loss(guided_gram(features, masks[r:r + 1]), targets[r])
+    return total
+
+
+class MaskedStyleLoss(StyleLoss):
+    """A style loss per region: records ``weight * masked_style_loss(input, masks, targets, region weights)``.
+
+    Args:
+        target_features: the style images' features at this layer (a list, one per style image).
+        weight: the layer's weight.
+        masks: (R, 1, H, W) region masks at the content's size (any size: carried to the layer's by
+            :func:`mask_at`, once per feature size).
+        style_of: for each region, the index of its style image in ``target_features``.
+        style_masks: for each region, None (the whole style image gives its target) or a (1, 1, h, w) map over
+            its style image (the region of the style image that does).
+        region_weights: one weight per region.
+        erode: :func:`mask_at`'s erosion, in px at each layer's size.
+    """
+
+    def __init__(self, target_features: Sequence[torch.Tensor] | None, weight: float, masks: torch.Tensor,
+                 style_of: Sequence[int], style_masks: Sequence[torch.Tensor | None],
+                 region_weights: Sequence[float], erode: int = 0):
+        nn.Module.__init__(self)
+        self.blend = None
+        self.register_buffer("masks", masks.detach())
+        self.style_of, self.style_masks = list(style_of), list(style_masks)
+        self.region_weights, self.erode = [float(w) for w in region_weights], erode
+        self._at: tuple[tuple[int, int], torch.Tensor, list[float]] | None = None  # masks at the layer's size
+        self.register_buffer("target", torch.empty(0))
+        if target_features is not None:
+            self.set_target(target_features)
+        self.weight = weight
+        self.loss = torch.zeros(())
+
+    def layer_masks(self, size: tuple[int, int]) -> tuple[torch.Tensor, list[float]]:
+        """The masks at a layer of ``size`` and the region weights there (0 for a region empty at that size)."""
+        if self._at is None or self._at[0] != tuple(size):
+            m = mask_at(self.masks, tuple(size), self.erode)
+            present = (m.flatten(1).sum(1) > 1e-6).tolist()
+            self._at = (tuple(size), m, [w if p else 0.0 for w, p in zip(self.region_weights, present)])
+        return self._at[1], self._at[2]
+
+    def set_target(self, features: torch.Tensor | Sequence[torch.Tensor]) -> None:
+        feats = [features] if isinstance(features, torch.Tensor) else list(features)
+        grams = []
+        for s, style_mask in zip(self.style_of, self.style_masks):
+            f = feats[s].detach()
+            m = torch.ones_like(f[:, :1]) if style_mask is None else mask_at(style_mask.to(f), f.shape[-2:], self.erode)
+            grams.append(guided_gram(f, m))
+        self.target = torch.stack(grams)  # (R, C, C)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        masks, weights = self.layer_masks(input.shape[-2:])
+        self.loss = self.weight * masked_style_loss(input, masks, self.target, weights)
+        return input
+
+
 def target_scale(target: torch.Tensor) -> float:
     """``mean(target**2)``: the loss a zero input would have, the scale ``normalize: targets`` divides by.
 

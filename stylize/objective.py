@@ -11,7 +11,8 @@ losses are computed. One implementation per way we evaluate:
 * ``DlpObjective`` (:mod:`stylize.dlp.backend`): the seed's graph on the simulated DLP's kernels.
 
 A backend (:mod:`stylize.devices`) chooses and builds the objective of each stage. Loss terms that act on the
-image itself (total variation today; a temporal term, masked targets later) are part of the objective too.
+image itself (total variation today; a temporal term later) are part of the objective too, and so are a run's
+region masks (:mod:`stylize.regions`): the style model's loss modules hold them with their targets.
 """
 
 from __future__ import annotations
@@ -99,11 +100,15 @@ class GraphObjective(Objective):
 
 
 def style_model(net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config,
-                targets: bool = True, style_loss: type[StyleLoss] = StyleLoss):
-    """The seed's style model of ``cfg``'s layers over ``net`` (:func:`features.build_style_model`)."""
+                targets: bool = True, style_loss: type[StyleLoss] = StyleLoss, regions=None):
+    """The seed's style model of ``cfg``'s layers over ``net`` (:func:`features.build_style_model`); ``regions``
+    (a stage's :class:`~stylize.regions.StageRegions`) makes its style losses guided Gram losses, one per region;
+    ``style_coarse``/``style_fine`` split the style taps between the two style images (``styles`` is then
+    [coarse, fine])."""
     return features.build_style_model(net, content, styles, cfg.content_layers, cfg.style_layers, cfg.style_blend,
                                       targets=targets, style_loss=style_loss, laplacian_weight=cfg.laplacian_weight,
-                                      laplacian_pool=cfg.laplacian_pool)
+                                      laplacian_pool=cfg.laplacian_pool, regions=regions,
+                                      scale_split=cfg.style_coarse is not None)
 
 
 def normalized(cfg: Config, content_losses, style_losses) -> None:
@@ -116,8 +121,9 @@ class PlainObjective(GraphObjective):
     """The seed's graph as built, differentiated by autograd (``exact: true``)."""
 
     @classmethod
-    def build(cls, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config) -> "PlainObjective":
-        model, content_losses, style_losses = style_model(net, content, styles, cfg)
+    def build(cls, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config,
+              regions=None) -> "PlainObjective":
+        model, content_losses, style_losses = style_model(net, content, styles, cfg, regions=regions)
         normalized(cfg, content_losses, style_losses)
         return cls(model, content_losses, style_losses, LossWeights.of(cfg))
 
@@ -127,8 +133,9 @@ class FusedObjective(GraphObjective):
     targets are computed through the fused kernels only, so the images run once."""
 
     @classmethod
-    def build(cls, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config) -> "FusedObjective":
-        plain, content_losses, style_losses = style_model(net, content, styles, cfg, targets=False)
+    def build(cls, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config,
+              regions=None) -> "FusedObjective":
+        plain, content_losses, style_losses = style_model(net, content, styles, cfg, targets=False, regions=regions)
         model = fused.fuse(plain, content, styles)
         normalized(cfg, content_losses, style_losses)
         return cls(model, content_losses, style_losses, LossWeights.of(cfg), plain=plain)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from . import colors, features, images
 from .config import MIN_SIZE, Config, stage_of
 from .errors import StylizeError
+from .regions import Regions, StageRegions
 
 
 @dataclass
@@ -69,14 +70,27 @@ def plan(cfg: Config, width: int, height: int, cut: int, fast: bool) -> list[Sta
     return stages
 
 
+def style_size(cfg: Config, stage: Stage) -> tuple[int, int]:
+    """The style images' (width, height) at ``stage``."""
+    return max(1, round(stage.width * cfg.style_scale)), max(1, round(stage.height * cfg.style_scale))
+
+
 def stage_images(cfg: Config, content_pil, style_pils, stage: Stage, device: torch.device):
     """The content image and the style images of one stage, on ``device``."""
     content = images.to_tensor(images.resize_shorter(content_pil, stage.size)).to(device)
-    w, h = max(1, round(stage.width * cfg.style_scale)), max(1, round(stage.height * cfg.style_scale))
+    w, h = style_size(cfg, stage)
     styles = [images.to_tensor(images.resize_cover(p, w, h)).to(device) for p in style_pils]
     if cfg.match_histogram:
         styles = [colors.match_histogram(s, content) for s in styles]
     return content, styles
+
+
+def stage_regions(cfg: Config, regions: Regions | None, stage: Stage, device: torch.device) -> StageRegions | None:
+    """A run's region masks at ``stage``: over the content at its size, style maps at the style images' size
+    (cropped as they are), so each stage's guided Grams see the same regions."""
+    if regions is None:
+        return None
+    return regions.at(stage.width, stage.height, style_size(cfg, stage), device)
 
 
 def resize(x: torch.Tensor, stage: Stage) -> torch.Tensor:

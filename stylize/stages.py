@@ -20,6 +20,7 @@ from .callbacks import RunHooks
 from .config import Config
 from .devices import Backend
 from .optimize import LoopState, OptimizeResult, StepRecord, optimize
+from .regions import Regions
 from .schedule import Stage
 
 log = logging.getLogger("stylize")
@@ -54,9 +55,10 @@ def loop_settings(cfg: Config) -> dict[str, Any]:
 
 def run_stages(backend: Backend, net: nn.Module, cfg: Config, content_pil, style_pils, stages: list[Stage],
                init: torch.Tensor, hooks: RunHooks, project: bool, first: int = 0, history: list[StepRecord] | None = None,
-               resumed: LoopState | None = None) -> StagesResult:
+               resumed: LoopState | None = None, regions: Regions | None = None) -> StagesResult:
     """Optimize ``stages`` in turn (from stage ``first`` when resuming, with the ``history`` before it and the
-    loop state ``resumed`` inside it). ``init`` is the run's init at the final size.
+    loop state ``resumed`` inside it). ``init`` is the run's init at the final size. ``regions``: the run's region
+    masks (:mod:`stylize.regions`), carried to each stage's size.
 
     Ctrl-C while a stage is set up ends the run as if in a step, with the last stage's image; before any step,
     it propagates (nothing to keep).
@@ -68,7 +70,9 @@ def run_stages(backend: Backend, net: nn.Module, cfg: Config, content_pil, style
             if k < first:
                 continue
             content_img, style_imgs = schedule.stage_images(cfg, content_pil, style_pils, stage, backend.device)
-            objective = backend.objective(net, content_img, style_imgs, cfg)
+            masks = schedule.stage_regions(cfg, regions, stage, backend.device)
+            objective = (backend.objective(net, content_img, style_imgs, cfg) if masks is None
+                         else backend.objective(net, content_img, style_imgs, cfg, regions=masks))
             stage_init = schedule.resize(init if k == len(stages) - 1 else init.clamp(0, 1), stage)
             if previous is None:
                 image = stage_init.clone()

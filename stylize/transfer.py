@@ -15,7 +15,7 @@ from typing import Any
 
 import torch.nn.functional as F
 
-from . import checkpoint, colors, devices, features, images, memory, results, schedule, weights as weights_
+from . import checkpoint, colors, devices, features, images, memory, regions, results, schedule, weights as weights_
 from .callbacks import Callbacks, RunHooks, StepFunction
 from .config import Config, build_config, resolve_recipe, stage_of
 from .demo import default_output, demo_pair
@@ -47,7 +47,10 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
     size = cfg.size or (listed[-1] if listed else 512 if backend.device.type == "cuda" else 128)
     demo_content, demo_style = demo_pair()
     content_path = Path(cfg.content) if cfg.content else demo_content
-    style_paths = [Path(p) for p in cfg.style] if cfg.style else [demo_style]
+    content_pil = images.load_image(content_path)
+    masks, region_styles = _regions(cfg, content_pil)
+    style_paths = ([Path(p) for p in region_styles] if region_styles else [Path(p) for p in cfg.style] if cfg.style
+                   else [demo_style])
     output = images.check_output_path(cfg.output or default_output(content_path, style_paths))
     # From here on the config says what was actually used (run.json records it).
     cfg = dataclasses.replace(cfg, size=size, device=backend.name, content=str(content_path),
@@ -57,14 +60,17 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
     results.check_outputs({**paths, **({"checkpoint": ckpt_path} if cfg.checkpoint_every else {})}, cfg,
                           [content_path, *style_paths])
 
-    content_pil, style_pils = images.load_image(content_path), [images.load_image(p) for p in style_paths]
+    style_pils = [images.load_image(p) for p in style_paths]
     # Which weights `auto` means decides the recipe (and so the layers, the cut and the size check).
     spec, fallback = weights_.resolve(cfg.weights)
     cfg = resolve_recipe(cfg, untrained_fallback=fallback is not None)
     if cfg.style_palette and not (cfg.original_colors or cfg.match_histogram):  # the photo in the painting's colours
-        content_pil = images.to_pil(colors.style_palette(images.to_tensor(content_pil),
-                                                         [images.to_tensor(p) for p in style_pils]))
-    inputs = checkpoint.digest([content_path, *style_paths, cfg.init, cfg.weights]) if cfg.checkpoint_every or resume else {}
+        content_pil = (regions.palette(content_pil, style_pils, masks) if masks is not None else  # region by region
+                       images.to_pil(colors.style_palette(images.to_tensor(content_pil),
+                                                          [images.to_tensor(p) for p in style_pils])))
+    mask_files = regions.input_files(cfg.regions, cfg.seg, cfg.seg_colors)
+    inputs = (checkpoint.digest([content_path, *style_paths, *mask_files, cfg.init, cfg.weights])
+              if cfg.checkpoint_every or resume else {})
     saved = checkpoint.load(resume) if resume else None
     if saved is not None:
         checkpoint.check(saved, cfg, inputs, spec, resume)
@@ -100,7 +106,7 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
         t1 = time.perf_counter()
         with backend.deterministic():
             done = run_stages(backend, net, cfg, content_pil, style_pils, stages, init, hooks, project=fast,
-                              first=first, history=history, resumed=resumed)
+                              first=first, history=history, resumed=resumed, regions=masks)
     except backend.out_of_memory:  # the size check is an estimate; on the CPU the OS would step in first
         raise StylizeError(f"out of memory on {backend.name} at size {size}. Use a smaller --size.") from None
     finally:
@@ -130,6 +136,23 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
         out.paths = paths
     out.timings["total_s"] = time.perf_counter() - t0
     return out
+
+
+def _regions(cfg: Config, content_pil) -> tuple[regions.Regions | None, list[str]]:
+    """The run's region masks (read and checked) and the style images they name, in order; or, with
+    ``style_coarse``/``style_fine``, no masks and [coarse, fine]. ``style`` must then be left out (or list exactly
+    those images, as a resumed run's saved config does)."""
+    if cfg.style_coarse is not None:
+        masks, styles, flags = None, [cfg.style_coarse, cfg.style_fine], "--style-coarse/--style-fine"
+    elif cfg.regions or cfg.seg:
+        masks = regions.load(content_pil, cfg.regions, cfg.seg, cfg.seg_colors, cfg.background_style, cfg.mask_erode)
+        styles, flags = masks.styles, "--region/--seg-colors/--background-style"
+    else:
+        return None, []
+    if cfg.style and [Path(p).resolve() for p in cfg.style] != [Path(p).resolve() for p in styles]:
+        raise StylizeError(f"style: with {flags} the style images are given there; leave out the STYLE arguments "
+                           f"(got {', '.join(cfg.style)}).")
+    return masks, styles
 
 
 def stylize(

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent / "stylize"
 
 LAYERS = {
     0: ["errors", "outputs", "demo", "version", "yamlsafe"],
-    1: ["losses", "features", "fused", "colors", "images", "baseline", "cpu", "plateau", "metrics", "flow", "frames", "dlp"],  # "dlp": dlp and dlp.* ...
+    1: ["losses", "features", "fused", "colors", "images", "baseline", "cpu", "plateau", "metrics", "flow", "frames",
+        "regions", "dlp"],  # "dlp": dlp and dlp.* ...
     2: ["config", "weights", "compress", "compress.prune", "compress.quantize", "compress.config"],
     3: ["objective", "optimize", "schedule", "memory", "devices", "checkpoint", "board", "logs", "callbacks",
         "results", "stages", "dlp.backend", "ledger"],  # ...but dlp.backend, the device as the pipeline sees it

@@ -161,6 +161,7 @@ class _Progress(Callbacks):
              "  stylize run photo.jpg painting.jpg --scales 256,512 --tv-weight 10 --save-every 50\n\n"
              "  stylize run photo.jpg painting.jpg --checkpoint-every 100   # then: stylize run --resume outputs/photo__painting.ckpt\n\n"
              "  stylize run photo.jpg painting.jpg -c configs/gatys.yaml --set style_weight=1e5\n\n"
+             "  stylize run photo.jpg --region sky.png=a.jpg --region ground.png=b.jpg:2   # regional styles\n\n"
              "  stylize run --device dlp-sim --dlp-spec mlu270 --dlp-mode int8 --profile   # the simulated DLP\n\n"
              "  stylize run --print-config -c gatys          # show the resolved config")
 @config_options

@@ -72,6 +72,16 @@ OPTIONS = [
     _key("dlp_spec", str, "dlp-sim device spec: textbook | mlu270 | PATH to a spec YAML."),
     _key("dlp_mode", str, "dlp-sim numerics: fp32 | fp16 | int8."),
     _option("profile", bool, "dlp-sim: print the per-op device profile and write <stem>.dlp-profile.json.", "--profile"),
+    _option("regions", list[str], "Regional style: MASK=STYLE[:WEIGHT] (repeatable), a grayscale mask over the content; "
+            "STYLE@STYLE_MAP takes the style from the map's region of STYLE. The STYLE arguments may then be omitted "
+            "(docs/regions.md).", "--region"),
+    _option("background_style", Path, r"With --region/--seg: the style of pixels no mask covers \[default: content only]"),
+    _option("seg", Path, "A colour-coded map of the content (with --seg-colors)."),
+    _option("seg_colors", str, "'#ff0000=a.jpg,#0000ff=b.jpg': the style of each colour of --seg (STYLE@STYLE_MAP: a "
+            "style map coded alike)."),
+    _key("mask_erode", int, "Erode the masks N px at each layer."),
+    _option("style_coarse", Path, "Scale control: the style of the coarse (deeper) style layers (with --style-fine)."),
+    _option("style_fine", Path, "Scale control: the style of the fine (shallower) style layers (with --style-coarse)."),
     _option("set_", list[str], "Any config key: --set key=value (repeatable).", "--set"),
 ]
 _NAMES = frozenset(p.name for p in OPTIONS)

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..config import Config
 from ..devices import Backend
+from ..errors import StylizeError
 from ..losses import StyleLoss, blended_gram
 from ..objective import GraphObjective, LossWeights, normalized, style_model
 from . import runtime
@@ -23,6 +24,9 @@ from .device import DEVICE
 from .fuse import fuse_conv_relu
 
 log = logging.getLogger("stylize")
+
+REGIONS_REFUSED = ("regions: dlp-sim has no masked (guided) Gram kernel; run regional styles with --device cpu "
+                   "or cuda.")
 
 
 class DlpStyleLoss(StyleLoss):
@@ -82,7 +86,10 @@ class DlpBackend(Backend):
             self._calibrate()
         return self.net
 
-    def objective(self, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config) -> DlpObjective:
+    def objective(self, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config,
+                  regions=None) -> DlpObjective:
+        if regions is not None:  # the config refuses it first (config._validate); a Python caller hears it here
+            raise StylizeError(REGIONS_REFUSED)
         objective = DlpObjective.build(net, content, styles, cfg)
         if not self.started:  # the profile covers the optimization only: start it afresh after the first targets
             self.started = True
