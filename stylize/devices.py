@@ -21,6 +21,7 @@ from torch import nn
 from .config import Config
 from .errors import StylizeError
 from .objective import FusedObjective, Objective, PlainObjective
+from .tiled import TiledObjective
 
 # Backends by name; a module path is imported on first use (dlp-sim registers a torch device when imported).
 BACKENDS = {"cpu": "TorchBackend", "cuda": "TorchBackend", "dlp-sim": "stylize.dlp.backend:DlpBackend"}
@@ -50,8 +51,12 @@ class Backend:
         """The network on this device, in eval mode (``qparams``: an int8 artefact's calibrated scales)."""
         return net.to(self.device).eval()
 
-    def objective(self, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config) -> Objective:
-        """The objective of one stage: the fused fast path unless ``exact``, else the seed's graph."""
+    def objective(self, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config,
+                  tile: int | None = None) -> Objective:
+        """The objective of one stage: the fused fast path unless ``exact``, else the seed's graph; ``tile`` (the
+        memory plan's): the same, evaluated tile by tile (:class:`~stylize.tiled.TiledObjective`)."""
+        if tile is not None:
+            return TiledObjective.build(net, content, styles, cfg, tile, fast=self.fast_path and not cfg.exact)
         if self.fast_path and not cfg.exact:
             return FusedObjective.build(net, content, styles, cfg)
         return PlainObjective.build(net, content, styles, cfg)

@@ -24,7 +24,7 @@ LAYERS = {
     0: ["errors", "outputs", "demo", "version", "yamlsafe"],
     1: ["losses", "features", "fused", "colors", "images", "baseline", "cpu", "plateau", "metrics", "dlp"],  # "dlp": dlp and dlp.* ...
     2: ["config", "weights", "compress", "compress.prune", "compress.quantize", "compress.config"],
-    3: ["objective", "tiled", "optimize", "schedule", "memory", "devices", "checkpoint", "board", "logs", "callbacks",
+    3: ["objective", "tiled", "plan", "optimize", "schedule", "memory", "devices", "checkpoint", "board", "logs", "callbacks",
         "results", "stages", "dlp.backend"],  # ...but dlp.backend, the device as the pipeline sees it
     4: ["transfer", "bench", "summary", "compress.commands", "compress.report"],
     5: ["cli", "__init__", "__main__"],  # the facade and the entry point sit on top

@@ -139,7 +139,7 @@ class _Progress(Callbacks):
     warnings are not mixed with an empty bar."""
 
     def __init__(self, console: Console, log_every: int):
-        self.console, self.steps, self.log_every = console, None, log_every
+        self.console, self.steps, self.log_every, self.stages = console, None, log_every, []
         self.bar = Progress(TextColumn("[bold]stylize"), BarColumn(bar_width=24), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                             TextColumn("{task.fields[losses]}"), console=console)
@@ -147,10 +147,15 @@ class _Progress(Callbacks):
 
     def plan(self, stages) -> None:
         """Called by the run with its schedule: the bar counts the evaluations of all sizes."""
-        self.steps = sum(s.steps for s in stages)
+        self.steps, self.stages = sum(s.steps for s in stages), list(stages)
 
     def step(self, r: StepRecord) -> None:
         losses = f"total {r.total:.4g}  style {r.style:.4g}  content {r.content:.4g}"
+        at = [k for k, s in enumerate(self.stages) if s.size == r.size]
+        if len(self.stages) > 1 or any(s.tiles > 1 for s in self.stages):  # which stage, and its tiles (plan.py)
+            stage = self.stages[at[-1]] if at else None
+            where = f"stage {at[-1] + 1}/{len(self.stages)} {stage.width}x{stage.height}" if at else ""
+            losses = f"{where}{f', {stage.tiles} tiles' if stage and stage.tiles > 1 else ''}  {losses}"
         if self.console.is_terminal:
             if self.task is None:
                 self.bar.start()
@@ -203,6 +208,7 @@ def run(
     scales: Annotated[Optional[str], typer.Option(help=_help("Coarse to fine: auto | none | ladder | sizes, e.g. 256,512 or 256:100,512.", "scales"), show_default=False)] = None,
     save_every: Annotated[Optional[int], typer.Option(help=_help("Write <stem>.stepNNNN.png every N steps (0: never).", "save_every"), show_default=False)] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option(help=_help("Write <stem>.ckpt every N steps, for --resume (0: never).", "checkpoint_every"), show_default=False)] = None,
+    max_memory: Annotated[Optional[str], typer.Option(help="Memory bound, e.g. 4GB or 512MiB: whole-image or tiled, the tile and the LBFGS history are planned to fit it (`stylize model --size N` shows the plan) \\[default: available memory less a margin]", show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run a checkpoint (<stem>.ckpt) saved; its settings are the defaults.", show_default=False)] = None,
     tensorboard: Annotated[Optional[Path], typer.Option(help="Write TensorBoard logs (losses, images, graph) to this folder.", show_default=False)] = None,
     dlp_spec: Annotated[Optional[str], typer.Option(help=_help("dlp-sim device spec: textbook | mlu270 | PATH to a spec YAML.", "dlp_spec"), show_default=False)] = None,
@@ -331,9 +337,8 @@ def model(
                  f"FLOPs: forward {tables.si(result.forward_flops)}; per evaluation {tables.si(result.flops_per_eval)} (forward + "
                  "backward: conv input gradients and Gram backward, as `stylize bench` counts)",
                  f"memory: activations {mib(result.activation_bytes)} (each layer's output, float32, batch 1); "
-                 f"loss targets {mib(result.targets_bytes)}; a run at this size needs about "
-                 f"{result.run_bytes / 2**30:.2f} GiB (the estimate run checks against free memory)",
-                 *result.notes):
+                 f"loss targets {mib(result.targets_bytes)}",
+                 *result.plan_lines, *result.notes):
         console.print(line, soft_wrap=True)
     if json_ is not None:
         with AtomicFiles() as files:

@@ -82,7 +82,8 @@ class DlpBackend(Backend):
             self._calibrate()
         return self.net
 
-    def objective(self, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config) -> DlpObjective:
+    def objective(self, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config,
+                  tile: int | None = None) -> DlpObjective:  # tile: the host's memory plan; not planned here
         objective = DlpObjective.build(net, content, styles, cfg)
         if not self.started:  # the profile covers the optimization only: start it afresh after the first targets
             self.started = True
