@@ -32,7 +32,7 @@ from .tiled import grid_of, halo, tiles
 
 HISTORY_MP = 40.0  # LBFGS history x megapixels: 2 x 3 float32 per pixel and entry = 24 bytes, so at most ~1 GB
 MIN_HISTORY = 5
-TILES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 96, 64)  # interior sizes tried, largest first
+TILES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 96, 64, 48, 32, 16)  # interior sizes tried, largest first
 MARGIN = 0.10  # of the available memory, left free when no max_memory is given...
 MARGIN_MIN = 512 * 2**20  # ...and at least this much
 IMAGE_VECTORS = 12  # image-sized float32 vectors besides the history: image, its gradient, the normalized image and
