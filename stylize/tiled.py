@@ -129,10 +129,12 @@ def _matrix(f: torch.Tensor) -> torch.Tensor:
     return f.reshape(f.shape[1], -1)  # (1, C, h, w) -> (C, h*w)
 
 
-def gram_sums(net: _Network, x: torch.Tensor, taps: Sequence[StyleLoss], tile: int, margin: int) -> dict:
-    """``sum over tiles of F F^T`` (the image's, unnormalized) of each style tap, and each tap's feature count."""
+def gram_sums(net: _Network, x: torch.Tensor, taps: Sequence[StyleLoss], tile: int, margin: int,
+              content: Sequence[ContentLoss] = ()) -> tuple[dict, dict, dict]:
+    """One pass over the tiles, without autograd: ``sum over tiles of F F^T`` (the image's, unnormalized) of each
+    style tap, each tap's feature count, and each content tap's summed squared error ``sum (F - T)^2``."""
     h, w = x.shape[-2:]
-    sums, counts = {}, {}
+    sums, counts, sq = {}, {}, {tap: x.new_zeros(()) for tap in content}
     with torch.no_grad():
         for t in tiles(h, w, tile, margin, net.grid):
             feats = net.run(x[..., t.ty0:t.ty1, t.tx0:t.tx1], t, h, w)
@@ -141,7 +143,10 @@ def gram_sums(net: _Network, x: torch.Tensor, taps: Sequence[StyleLoss], tile: i
                 g = fused.gram_product(m.contiguous()) if net.fast else torch.mm(m, m.t())
                 sums[tap] = g if tap not in sums else sums[tap].add_(g)
                 counts[tap] = counts.get(tap, 0) + m.shape[1]
-    return sums, counts
+            for tap in content:
+                f = feats[tap]
+                sq[tap] += (f - _crop(tap.target, t, f, net.levels[tap])).square().sum()
+    return sums, counts, sq
 
 
 class TiledObjective(Objective):
@@ -197,7 +202,7 @@ class TiledObjective(Objective):
                 tap.target = full[tap]
             grams = []
             for style in styles:
-                sums, counts = gram_sums(self.net, _prefix(self.net.prefix, style, skip_taps=True), self.style_losses,
+                sums, counts, _ = gram_sums(self.net, _prefix(self.net.prefix, style, skip_taps=True), self.style_losses,
                                          self.tile, self.margin)
                 grams.append({tap: sums[tap] / (sums[tap].shape[0] * counts[tap]) for tap in self.style_losses})
             for tap in self.style_losses:
@@ -210,14 +215,7 @@ class TiledObjective(Objective):
         h, w = xd.shape[-2:]
         grid = tiles(h, w, self.tile, self.margin, self.net.grid)
         self.n_tiles = len(grid)
-        sums, counts = gram_sums(self.net, xd, self.style_losses, self.tile, self.margin)
-        sq = {tap: xd.new_zeros(()) for tap in self.content_losses}
-        if self.content_losses:
-            with torch.no_grad():
-                for t in grid:
-                    feats = self.net.run(xd[..., t.ty0:t.ty1, t.tx0:t.tx1], t, h, w)
-                    for tap in self.content_losses:
-                        sq[tap] += (feats[tap] - _crop(tap.target, t, feats[tap], self.net.levels[tap])).square().sum()
+        sums, counts, sq = gram_sums(self.net, xd, self.style_losses, self.tile, self.margin, self.content_losses)
         wts = self.weights
         style_terms, upstream = [], {}
         for tap in self.style_losses:  # the loss of the summed Gram, as StyleLoss forms it, and its dL/dG

@@ -85,7 +85,7 @@ def test_a_tiled_run_resumes_with_its_plan_bit_for_bit(pair, tmp_path, monkeypat
     assert whole_image.plan["stages"][0]["mode"] == "whole"
     monkeypatch.setattr(plan, "whole_bytes", lambda *a: 2**60)  # as under a tiny max_memory: tiles
     tiled = stylize(*pair, tmp_path / "t.png", **RESUMABLE)
-    assert tiled.plan["stages"][0]["mode"] == "tiled" and tiled.plan["stages"][0]["tiles"] >= 4
+    assert tiled.plan["stages"][0]["mode"] == "tiled" and tiled.plan["stages"][0]["tiles"] >= 2
     assert json.loads((tmp_path / "t.run.json").read_text())["plan"] == tiled.plan
     first_w, first_t = whole_image.history[0].total, tiled.history[0].total  # the same objective, evaluated by tiles
     assert abs(first_t - first_w) / first_w < 1e-5
@@ -93,7 +93,7 @@ def test_a_tiled_run_resumes_with_its_plan_bit_for_bit(pair, tmp_path, monkeypat
     assert stopped.status == "interrupted"
     monkeypatch.undo()  # the planner would now choose the whole image: the checkpoint's plan wins
     resumed = stylize(resume=tmp_path / "r.ckpt")
-    assert resumed.plan == tiled.plan
+    assert resumed.plan["stages"] == tiled.plan["stages"]  # (the budget is the free memory of the day)
     assert torch.equal(resumed.image, tiled.image)
     assert [r.total for r in resumed.history] == [r.total for r in tiled.history]
 

@@ -272,13 +272,32 @@ def bench(
     repeat: Annotated[int, typer.Option(help="Timed evaluations per implementation, after one warm-up.", min=1, max=1000)] = _BENCH.repeat,
     quality: Annotated[bool, typer.Option("--quality", help="Also time-to-quality: how long ours takes to reach the best loss of the seed's 300 evaluations.")] = _BENCH.quality,
     json_: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.", show_default=False)] = None,
+    high_res: Annotated[bool, typer.Option("--high-res", help="Large sizes, ours only (CPU): the memory plan's evaluation (tiled under --set max_memory=SIZE) and the whole image where it fits; s/eval per megapixel, predicted and measured peak RSS.")] = _BENCH.high_res,
 ) -> None:
     """Time one evaluation (forward + losses + backward) of ours against the seed's code, interleaved, on the same
     weights and images (the bundled demo pair); report medians, GFLOP/s, % of this machine's conv peak and memory."""
-    settings = bench_lib.BenchConfig([device], size or _BENCH.sizes, config, set_ or [], repeat, quality)
+    settings = bench_lib.BenchConfig([device], size or _BENCH.sizes, config, set_ or [], repeat, quality, high_res)
     if json_ is not None:
         images.check_output_path(json_, suffixes=(".json",))
     console = Console(highlight=False)
+    if high_res:
+        gib = lambda b: f"{b / 2**30:.2f}"  # noqa: E731
+        console.print("size  WxH  MP  mode  tiles(tile+halo)  history  predicted GiB  peak RSS GiB  setup s  s/eval  s/eval/MP")
+
+        def line(r):
+            if r.get("error"):
+                console.print(f"{r['size']}  {r['width']}x{r['height']}  {r['mode']}: {r['error']}")
+                return
+            tiles = f"{r['tiles']} ({r['tile']}+{r['halo']})" if r["tile"] else "1"
+            console.print(f"{r['size']}  {r['width']}x{r['height']}  {r['megapixels']:.2f}  {r['mode']}  {tiles}  {r['history']}  "
+                          f"{gib(r['predicted_peak_bytes'])}  {gib(r['peak_rss_bytes'])}  {r['setup_s']:.1f}  "
+                          f"{r['median_s']:.2f}  {r['s_per_mp']:.2f}")
+        rows = bench_lib.bench_high_res(settings, on_row=line)
+        if json_ is not None:
+            with AtomicFiles() as files:
+                logs.write_json({"high_res": rows}, files.stage(json_))
+            console.print(f"wrote {json_}")
+        return
     table = tables.BenchTable(console, quality)
     result = bench_lib.bench(settings, on_row=table.add)
     table.finish(result)
