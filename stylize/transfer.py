@@ -84,8 +84,6 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
         mem_plan = (plan_.Plan.from_dict(saved["plan"]) if saved is not None and saved.get("plan")
                     else plan_.make(stages, cfg, cut, backend.device, (content_pil.width, content_pil.height)))
         stages = mem_plan.apply(stages)
-        for p in mem_plan.stages:
-            log.info("plan: %s", p.describe())
     callbacks.plan(stages)
     first, history, resumed = (0, [], None) if saved is None else checkpoint.loop_state(saved, backend.device)
     if first >= len(stages):
@@ -103,6 +101,8 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
         log.info("weights: %s; recipe: %s; device: %s; image: %dx%d px; %s", weights, cfg.recipe,
                  backend.describe(), width, height,
                  " then ".join(f"{s.steps} steps at {s.width}x{s.height}" for s in stages))
+        for p in mem_plan.stages if mem_plan is not None and any(p.tile for p in mem_plan.stages) else ():
+            log.info("plan: %s", p.describe())  # only when tiled: the whole-image plan is the usual run
         if resumed is not None:
             log.info("resuming %s at step %d", resume, len(history) + len(resumed.history))
         content_full = images.to_tensor(images.resize_shorter(content_pil, size)).to(backend.device)
