@@ -117,3 +117,18 @@ def test_predicted_peak_within_25_percent_of_the_measured_one(size, max_memory, 
     made, measured = _peak(size, max_memory)
     assert made["stages"][-1]["mode"] == mode
     assert 0.75 * measured <= made["peak_bytes"] <= 1.25 * measured, (made["peak_bytes"] / 2**30, measured / 2**30)
+
+
+@pytest.mark.slow
+def test_bench_high_res_rows():
+    """`stylize bench --high-res`: the planned (tiled under a small max_memory) and the whole-image evaluation,
+    each in a fresh process, with the plan's figures and the measured peak."""
+    from stylize.bench import BenchConfig, bench_high_res
+
+    rows = bench_high_res(BenchConfig(sizes=[96], sets=["weights=untrained", "max_memory=0.78GB"], repeat=1,
+                                      high_res=True))
+    assert [r["mode"] for r in rows] == ["tiled", "whole"]
+    assert rows[0]["tiles"] > 1 and rows[1]["tiles"] == 1 and rows[0]["history"] < rows[1]["history"]
+    for r in rows:
+        assert 0.75 * r["peak_rss_bytes"] <= r["predicted_peak_bytes"] <= 1.25 * r["peak_rss_bytes"]
+        assert r["s_per_mp"] == pytest.approx(r["median_s"] / r["megapixels"])
