@@ -48,6 +48,7 @@ class BenchConfig:
     sets: list[str] = field(default_factory=list)  # --set key=value items of that config
     repeat: int = 5  # timed evaluations per implementation, after one warm-up
     quality: bool = False  # also time-to-quality (the seed's 300 evaluations, then ours to its best loss)
+    high_res: bool = False  # large sizes: ours only, planned (whole or tiled, `max_memory`) vs whole image (high_res)
 
 
 @dataclass
@@ -379,3 +380,69 @@ def bench(settings: BenchConfig, on_row=None) -> BenchResult:
             if on_row:
                 on_row(row)
     return result
+
+
+# ---- high resolution: the memory plan's evaluation at large sizes -----------------------------------------------
+
+
+def _high_res_probe(size: int, cfg: Config, mode: str, repeat: int) -> dict[str, Any]:
+    """In a fresh process: one stage at ``size`` as the plan makes it (``mode="planned"``, under ``cfg.max_memory``
+    or the available memory) or whole-image (``mode="whole"``): setup, ``repeat`` evaluations, peak RSS.
+
+    The LBFGS history the plan gives the stage is allocated and touched before the evaluations: what a run holds
+    once its history is full (a full run at these sizes is too long to wait for here)."""
+    from . import plan
+    from .schedule import Stage
+
+    backend = devices.resolve("cpu", cfg)
+    cut = features.last_tap(cfg.content_layers, cfg.style_layers)
+    content, style = _images(size, backend.device)
+    _, _, height, width = content.shape
+    stage = Stage(size, width, height, 1)
+    bound = None if mode == "whole" else plan.budget(cfg, backend.device)[0]
+    chosen = plan.plan_stage(stage, cfg, cut, backend.device, bound)
+    if chosen is None:
+        return {"size": size, "width": width, "height": height, "mode": mode, "error": "does not fit"}
+    net, _ = load_features(cfg.weights, cut, cfg.pooling)
+    net = backend.prepare(net)
+    history = [torch.ones(2 * chosen.history, 3 * width * height)]  # LBFGS's old_dirs + old_stps, touched
+    start = time.perf_counter()
+    objective = backend.objective(net, content, [style], cfg, tile=chosen.tile)
+    setup_s = time.perf_counter() - start
+    image = _noise(content, cfg.seed).requires_grad_(True)
+    times = []
+    with backend.deterministic():
+        for _ in range(repeat):
+            start = time.perf_counter()
+            objective.backward(evaluate(objective, image))
+            times.append(time.perf_counter() - start)
+    del history
+    mp = width * height / 1e6
+    return {"size": size, "width": width, "height": height, "megapixels": mp, "mode": chosen.mode,
+            "tile": chosen.tile, "tiles": chosen.tiles, "halo": chosen.halo, "history": chosen.history,
+            "predicted_peak_bytes": chosen.peak_bytes, "peak_rss_bytes": peak_rss_bytes(), "setup_s": setup_s,
+            "eval_s": times, "median_s": statistics.median(times), "s_per_mp": statistics.median(times) / mp}
+
+
+def bench_high_res(settings: BenchConfig, on_row=None) -> list[dict[str, Any]]:
+    """Per size: the planned evaluation (tiled where ``max_memory`` or the machine asks for it) and, where the plan
+    tiles and the whole image fits the available memory, the whole-image one; each in a fresh process (CPU)."""
+    from . import plan
+
+    cfg = build_config(settings.config, settings.sets)
+    cut = features.last_tap(cfg.content_layers, cfg.style_layers)
+    free = devices.available_memory(torch.device("cpu")) or 0
+    rows = []
+    for size in settings.sizes:
+        for mode in ("planned", "whole"):
+            if mode == "whole":
+                _, _, h, w = _images(size, torch.device("cpu"))[0].shape
+                whole = plan.whole_bytes(w, h, cfg, cut, plan.history_for(cfg, w, h), torch.device("cpu"))
+                if rows[-1].get("mode") == "whole" or whole > 0.9 * free:
+                    break  # the plan was whole-image already, or the whole image does not fit here
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                row = pool.apply(_high_res_probe, (size, cfg, mode, settings.repeat))
+            rows.append(row)
+            if on_row:
+                on_row(row)
+    return rows

@@ -89,7 +89,7 @@ class RunHooks:
     def _save(self) -> None:
         stage, earlier, state = self.latest
         checkpoint.save(self.ckpt, checkpoint.portable(self.cfg), self.identity["inputs"], self.identity["weights"],
-                        stage, earlier, state)
+                        stage, earlier, state, plan=self.identity.get("plan"))
         self.saved_step = len(earlier) + len(state.history)
 
     def save_last_checkpoint(self) -> None:

@@ -27,7 +27,8 @@ log = logging.getLogger("stylize")
 
 FORMAT = "stylize-checkpoint/1"
 # Keys that only say where and how often to write: they may differ between a run and its resumption.
-UNCOMPARED = ("output", "log_every", "save_every", "checkpoint_every", "tensorboard", "profile")
+UNCOMPARED = ("output", "log_every", "save_every", "checkpoint_every", "tensorboard", "profile",
+              "max_memory")  # the checkpoint's memory plan is kept
 
 
 def path_for(output: Path) -> Path:
@@ -58,7 +59,7 @@ def portable(cfg: Config) -> Config:
 
 
 def save(path: Path, cfg: Config, inputs: Mapping[str, str], weights: str, stage: int, earlier: list[StepRecord],
-         state: LoopState) -> bool:
+         state: LoopState, plan: dict[str, Any] | None = None) -> bool:
     """Write the checkpoint atomically: ``earlier`` are the records of the stages before ``stage``; ``weights``
     is what ``cfg.weights`` resolved to (``auto`` can mean ImageNet on one day and untrained on another).
 
@@ -75,6 +76,7 @@ def save(path: Path, cfg: Config, inputs: Mapping[str, str], weights: str, stage
                  "history": [dataclasses.asdict(r) for r in state.history],
                  "best": None if state.best is None else dataclasses.asdict(state.best)},
         "weights": weights,
+        "plan": plan,  # the memory plan (stylize/plan.py): a resumed run evaluates as this one did
     })
     reason = None
     try:
@@ -117,8 +119,14 @@ LOOP_FIELDS = {f.name for f in dataclasses.fields(LoopState)}
 def _problem(data: Mapping[str, Any]) -> str | None:
     """What is wrong with a checkpoint's structure (None: nothing): every key, type, shape and value that
     resuming relies on, checked before any of it is used."""
-    if set(data) != {"format", "config", "inputs", "stage", "earlier", "loop", "weights"}:
+    if set(data) - {"plan"} != {"format", "config", "inputs", "stage", "earlier", "loop", "weights"}:
         return f"keys {sorted(map(str, data))}"
+    plan = data.get("plan")
+    if plan is not None and not (isinstance(plan, dict) and isinstance(plan.get("stages"), list)
+                                 and all(isinstance(s, dict) and _whole(s.get("history"), 1)
+                                         and (s.get("tile") is None or _whole(s.get("tile"), 1)) for s in plan["stages"])
+                                 and _whole(plan.get("budget_bytes"), 0)):
+        return "memory plan"
     if not isinstance(data["config"], dict) or not all(isinstance(k, str) for k in data["config"]):
         return "config is not a mapping"
     if not isinstance(data["inputs"], dict) or not all(isinstance(k, str) and isinstance(v, str)

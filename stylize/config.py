@@ -85,6 +85,9 @@ class Config:
     # last plateau_window evaluations (stylize/plateau.py). 0: off, every stage runs all its steps (the seed).
     plateau_tol: float = 0.0
     plateau_window: int = 50
+    # The memory a run may use (e.g. 4GB, 512MiB; stylize/plan.py plans whole-image or tiled evaluation, the tile
+    # and the LBFGS history to fit it); none: the memory available minus a margin.
+    max_memory: str | None = None
     log_every: int = 50  # print losses every N steps (the seed prints every 50)
     save_every: int = 0  # write <stem>.stepNNNN.png every N steps (0: never)
     checkpoint_every: int = 0  # write <stem>.ckpt (resumable with --resume) every N steps (0: never)
@@ -330,6 +333,7 @@ PARSERS: dict[str, Any] = {
     "laplacian_pool": lambda v: _number("laplacian_pool", v, int, 1, 64),
     "plateau_tol": lambda v: _number("plateau_tol", v, float, 0.0, 1.0),
     "plateau_window": lambda v: _number("plateau_window", v, int, 1, 10**7),
+    "max_memory": lambda v: None if v is None else (parse_bytes(v), str(v).strip())[1],
     "optimizer": lambda v: _choice("optimizer", v, OPTIMIZERS),
     "lr": lambda v: _number("lr", v, float, 1e-9, 1e3),
     "scales": _scales,
@@ -367,6 +371,20 @@ PARSERS: dict[str, Any] = {
     "style_fine": lambda v: _path_or_none("style_fine", v),
 }
 assert set(PARSERS) == set(FIELDS), "every Config field has its check"
+
+
+UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
+         "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
+
+
+def parse_bytes(value: Any, name: str = "max_memory") -> int:
+    """``4GB``, ``4 GiB``, ``512MB``, ``1.5g`` or a byte count -> bytes (``GB`` = 10^9, ``GiB`` = 2^30)."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*", str(value).lower())
+    if isinstance(value, bool) or m is None or m.group(2) not in UNITS or float(m.group(1)) <= 0:
+        raise _fail(name, f"expected a memory size such as 4GB, 512MiB or 6e9 (bytes), got {_show(value)}")
+    return int(float(m.group(1)) * UNITS[m.group(2)])
 
 
 def check_layer(values: Mapping[str, Any]) -> None:

@@ -21,10 +21,14 @@ from torch import nn
 from .config import Config
 from .errors import StylizeError
 from .objective import FusedObjective, Objective, PlainObjective
+from .tiled import TiledObjective
 
 # Backends by name; a module path is imported on first use (dlp-sim registers a torch device when imported).
 BACKENDS = {"cpu": "TorchBackend", "cuda": "TorchBackend", "dlp-sim": "stylize.dlp.backend:DlpBackend"}
 
+
+TILED_REGIONS_REFUSED = ("regional styles (--region, --seg) do not work with tiled evaluation yet, and the memory plan "
+                         "tiles at this size. Use a smaller --size or a larger --max-memory.")
 
 class Backend:
     """A device as the pipeline sees it. Subclasses override what differs."""
@@ -51,9 +55,14 @@ class Backend:
         return net.to(self.device).eval()
 
     def objective(self, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config,
-                  regions=None) -> Objective:
+                  regions=None, tile: int | None = None) -> Objective:
         """The objective of one stage: the fused fast path unless ``exact``, else the seed's graph; ``regions``
-        (a stage's :class:`~stylize.regions.StageRegions`) makes the style losses guided Gram losses on either."""
+        (a stage's :class:`~stylize.regions.StageRegions`) makes the style losses guided Gram losses on either;
+        ``tile`` (the memory plan's): the same, evaluated tile by tile (:class:`~stylize.tiled.TiledObjective`)."""
+        if tile is not None:
+            if regions is not None:
+                raise StylizeError(TILED_REGIONS_REFUSED)
+            return TiledObjective.build(net, content, styles, cfg, tile, fast=self.fast_path and not cfg.exact)
         if self.fast_path and not cfg.exact:
             return FusedObjective.build(net, content, styles, cfg, regions=regions)
         return PlainObjective.build(net, content, styles, cfg, regions=regions)

@@ -57,12 +57,19 @@ def run_bytes(width: int, height: int, cfg: Config, cut: int, device: torch.devi
                setup_bytes(height, width, cut, style_area, device))
 
 
-def check_size(width: int, height: int, cfg: Config, cut: int, device: torch.device) -> None:
-    """Refuse, before allocating anything, a size the layers cannot take or the device cannot hold."""
+def check_layers(width: int, height: int, cfg: Config, cut: int) -> None:
+    """Refuse a size too small for the deepest layer's poolings."""
     pools = features.LAYERS[cut].pools_before
     if min(height, width) < 2**pools:
         raise StylizeError(f"size {cfg.size} is too small: layer {features.LAYERS[cut].name} sits after {pools} poolings, "
                            f"so the shorter edge must be at least {2**pools} px. Use --size {max(2**pools, 64)} or more.")
+
+
+def check_size(width: int, height: int, cfg: Config, cut: int, device: torch.device) -> None:
+    """Refuse, before allocating anything, a size the layers cannot take or the device cannot hold (whole-image;
+    the fast path plans tiles instead: stylize/plan.py)."""
+    check_layers(width, height, cfg, cut)
+    pools = features.LAYERS[cut].pools_before
     free = devices.available_memory(device)
     need = run_bytes(width, height, cfg, cut, device)
     if free is None or need <= free:

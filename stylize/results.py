@@ -34,6 +34,7 @@ class RunResult:
     timings: dict[str, float | None] = field(default_factory=dict)
     profile: Any = None  # dlp-sim: the device profile (stylize.dlp.Profile: .table(), .as_dict()); else None
     stop_reason: str | None = None  # why the last stage stopped early (status converged by the plateau rule)
+    plan: dict[str, Any] | None = None  # the memory plan (stylize/plan.py: Plan.as_dict), None where none was made
 
     @property
     def interrupted(self) -> bool:
@@ -76,7 +77,7 @@ def write(out: RunResult, paths: dict[str, Path]) -> None:
         "image_size": list(out.image.shape[-1:-3:-1]),  # [W, H]
         "outputs": {k: str(v) for k, v in paths.items()},
         "device": out.device, "weights": out.weights.as_dict(), "recipe": cfg.recipe,
-        "timings": out.timings, "versions": logs.versions(),
+        "timings": out.timings, "plan": out.plan, "versions": logs.versions(),
         "config": dataclasses.asdict(cfg),
     }
     with AtomicFiles(keep_written=paths.values()) as files:  # the image first: a full disk keeps it

@@ -25,6 +25,9 @@ class Stage:
     width: int
     height: int
     steps: int
+    tile: int | None = None  # the memory plan (stylize/plan.py): tiled evaluation with this interior size, or None
+    history: int | None = None  # ...and the LBFGS history; None: lbfgs_history
+    tiles: int = 1  # ...and the tiles an evaluation runs (progress display)
 
 
 COARSE_SHARE, COARSE_MAX = 6, 50  # scales: auto runs steps // 6 evaluations at half size, at most 50...

@@ -46,9 +46,11 @@ def init_image(cfg: Config, content: torch.Tensor) -> torch.Tensor:
     return images.to_tensor(images.resize_cover(images.load_image(cfg.init), w, h)).to(content.device)
 
 
-def loop_settings(cfg: Config) -> dict[str, Any]:
-    """The optimization settings of ``cfg``, as :func:`optimize` takes them (less ``steps``)."""
-    return {"optimizer": cfg.optimizer, "lr": cfg.lr, "max_iter": cfg.lbfgs_max_iter, "history_size": cfg.lbfgs_history,
+def loop_settings(cfg: Config, stage: Stage | None = None) -> dict[str, Any]:
+    """The optimization settings of ``cfg``, as :func:`optimize` takes them (less ``steps``); a stage's memory
+    plan may shorten the LBFGS history."""
+    history = stage.history if stage is not None and stage.history else cfg.lbfgs_history
+    return {"optimizer": cfg.optimizer, "lr": cfg.lr, "max_iter": cfg.lbfgs_max_iter, "history_size": history,
             "line_search": None if cfg.lbfgs_line_search == "none" else cfg.lbfgs_line_search,
             "blowup_factor": cfg.blowup_factor, "plateau_tol": cfg.plateau_tol, "plateau_window": cfg.plateau_window}
 
@@ -71,8 +73,7 @@ def run_stages(backend: Backend, net: nn.Module, cfg: Config, content_pil, style
                 continue
             content_img, style_imgs = schedule.stage_images(cfg, content_pil, style_pils, stage, backend.device)
             masks = schedule.stage_regions(cfg, regions, stage, backend.device)
-            objective = (backend.objective(net, content_img, style_imgs, cfg) if masks is None
-                         else backend.objective(net, content_img, style_imgs, cfg, regions=masks))
+            objective = backend.objective(net, content_img, style_imgs, cfg, regions=masks, tile=stage.tile)
             stage_init = schedule.resize(init if k == len(stages) - 1 else init.clamp(0, 1), stage)
             if previous is None:
                 image = stage_init.clone()
@@ -85,7 +86,7 @@ def run_stages(backend: Backend, net: nn.Module, cfg: Config, content_pil, style
                               first_step=len(history) + 1, size=stage.size,
                               elapsed=history[-1].seconds if history else 0.0,
                               resume=resumed if k == first else None, on_step=hooks.step,
-                              on_boundary=hooks.boundary, **loop_settings(cfg))
+                              on_boundary=hooks.boundary, **loop_settings(cfg, stage))
             history, events = history + result.history, events + result.events
             previous = (result.image, stage_init)
             if result.status in ("interrupted", "diverged"):

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import features, images, memory
+from . import features, images, memory, plan as plan_, schedule
 from . import weights as weights_
 from .config import Config, resolve_recipe
 from .errors import StylizeError
@@ -78,6 +78,8 @@ class ModelSummary:
     run_bytes: int = 0  # the peak `stylize run` is predicted to need at this size (memory.run_bytes; CPU: with torch)
     total_layers: int = len(features.LAYERS)
     notes: list[str] = field(default_factory=list)
+    plan: dict[str, Any] | None = None  # the memory plan (stylize/plan.py), None when run would refuse the size
+    plan_lines: list[str] = field(default_factory=list)  # ...as `stylize model` prints it
 
     @property
     def built_layers(self) -> int:
@@ -120,7 +122,7 @@ class ModelSummary:
             "totals": {"params": self.params, "forward_flops": self.forward_flops, "flops_per_eval": self.flops_per_eval,
                        "activation_bytes": self.activation_bytes, "targets_bytes": self.targets_bytes,
                        "run_bytes": self.run_bytes},
-            "notes": self.notes,
+            "notes": self.notes, "plan": self.plan,
         }
 
 
@@ -170,8 +172,19 @@ def model_table(cfg: Config, size: int | None = None) -> ModelSummary:
         notes.append("normalize: targets divides each loss weight by mean(target^2) at setup (not shown).")
     device = torch.device("cuda" if cfg.device.startswith("cuda") else "cpu")
     predicted = memory.run_bytes(width, height, cfg, cut, device)
+    sized = dataclasses.replace(cfg, size=size)
+    try:  # the memory plan run would make here (stylize/plan.py), stage by stage
+        made = plan_.make(schedule.plan(sized, content.width, content.height, cut, not cfg.exact), sized, cut, device,
+                          (content.width, content.height))
+        predicted, plan_lines = made.peak_bytes, [
+            f"plan ({'--max-memory ' + cfg.max_memory if cfg.max_memory else 'available memory less a margin'}: "
+            f"{made.budget_bytes / 2**30:.2f} GiB): predicted peak {made.peak_bytes / 2**30:.2f} GiB",
+            *(f"  stage {k + 1}: {p.describe()}" for k, p in enumerate(made.stages))]
+        plan_dict = made.as_dict()
+    except StylizeError as e:
+        plan_lines, plan_dict = [f"plan: run would refuse this size: {e}"], None
     return ModelSummary(rows, width, height, content_path.name, str(info), cfg.recipe, cfg.pooling, cut_layer,
-                        targets_bytes, predicted, notes=notes)
+                        targets_bytes, predicted, notes=notes, plan=plan_dict, plan_lines=plan_lines)
 
 
 def _rows(net: nn.Sequential, width: int, height: int, content_layers, style_layers) -> tuple[list[Row], int]:

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch.nn.functional as F
 
-from . import checkpoint, colors, devices, features, images, memory, regions, results, schedule, weights as weights_
+from . import (checkpoint, colors, devices, features, images, memory, plan as plan_, regions, results, schedule,
+               weights as weights_)
 from .callbacks import Callbacks, RunHooks, StepFunction
 from .config import Config, build_config, resolve_recipe, stage_of
 from .demo import default_output, demo_pair
@@ -76,19 +77,29 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
         checkpoint.check(saved, cfg, inputs, spec, resume)
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
     width, height = images.shorter_edge_size(content_pil.width, content_pil.height, size)
-    memory.check_size(width, height, cfg, cut, backend.device)
+    if not backend.fast_path:  # dlp-sim: its own memory model; no host-side plan
+        memory.check_size(width, height, cfg, cut, backend.device)
     # The recipe is the device's to run, not to choose: coarse to fine and the projection unless `exact` (the
     # seed's loop); the backend picks the kernels (its fast path unless `exact`).
     fast = not cfg.exact
     stages = schedule.plan(cfg, content_pil.width, content_pil.height, cut, fast)  # sizes as resize_shorter makes them
     for stage in stages:
         schedule.check_style_size(cfg, stage, cut)
+    mem_plan = None
+    if backend.fast_path:  # whole-image or tiled per stage, the LBFGS history; a resumed run keeps its own plan
+        memory.check_layers(width, height, cfg, cut)
+        mem_plan = (plan_.Plan.from_dict(saved["plan"]) if saved is not None and saved.get("plan")
+                    else plan_.make(stages, cfg, cut, backend.device, (content_pil.width, content_pil.height)))
+        stages = mem_plan.apply(stages)
+        if masks is not None and any(s.tile for s in stages):  # before any work: the tiled objective has no masks
+            raise StylizeError(devices.TILED_REGIONS_REFUSED)
     callbacks.plan(stages)
     first, history, resumed = (0, [], None) if saved is None else checkpoint.loop_state(saved, backend.device)
     if first >= len(stages):
         raise StylizeError(f"{resume}: the checkpoint is at stage {first + 1}, but this run has {len(stages)} "
                            "stage(s); it was not saved by this run. Remove --resume to start afresh.")
-    hooks = RunHooks(cfg, paths["image"], ckpt_path, {"inputs": inputs, "weights": spec}, write, callbacks)
+    hooks = RunHooks(cfg, paths["image"], ckpt_path, {"inputs": inputs, "weights": spec,
+                                                                   "plan": mem_plan and mem_plan.as_dict()}, write, callbacks)
     try:
         net, weights = load_features(spec, cut, cfg.pooling)
         net = backend.prepare(net, weights.qparams)
@@ -99,6 +110,8 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
         log.info("weights: %s; recipe: %s; device: %s; image: %dx%d px; %s", weights, cfg.recipe,
                  backend.describe(), width, height,
                  " then ".join(f"{s.steps} steps at {s.width}x{s.height}" for s in stages))
+        for p in mem_plan.stages if mem_plan is not None and any(p.tile for p in mem_plan.stages) else ():
+            log.info("plan: %s", p.describe())  # only when tiled: the whole-image plan is the usual run
         if resumed is not None:
             log.info("resuming %s at step %d", resume, len(history) + len(resumed.history))
         content_full = images.to_tensor(images.resize_shorter(content_pil, size)).to(backend.device)
@@ -126,7 +139,8 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
         final = colors.original_colors(final, content_full)
     out = RunResult(image=final.cpu(), history=history, config=cfg, weights=weights, device=backend.describe(),
                     status=result.status, profile=backend.finish(len(history), t2 - t1),
-                    output_losses=result.output, events=events, stop_reason=result.stop_reason)
+                    output_losses=result.output, events=events, stop_reason=result.stop_reason,
+                    plan=mem_plan and mem_plan.as_dict())
     per_step = [b.seconds - a.seconds for a, b in zip(history, history[1:]) if a.size == b.size == size]
     out.timings = {"setup_s": t1 - t0, "optimize_s": t2 - t1,
                    "median_step_s": statistics.median(per_step) if per_step else None}

@@ -25,8 +25,8 @@ LAYERS = {
     1: ["losses", "features", "fused", "colors", "images", "baseline", "cpu", "plateau", "metrics", "flow", "frames",
         "regions", "dlp"],  # "dlp": dlp and dlp.* ...
     2: ["config", "weights", "compress", "compress.prune", "compress.quantize", "compress.config"],
-    3: ["objective", "optimize", "schedule", "memory", "devices", "checkpoint", "board", "logs", "callbacks",
-        "results", "stages", "dlp.backend", "ledger"],  # ...but dlp.backend, the device as the pipeline sees it
+    3: ["objective", "tiled", "plan", "optimize", "schedule", "memory", "devices", "checkpoint", "board", "logs",
+        "callbacks", "results", "stages", "dlp.backend", "ledger"],  # ...but dlp.backend, the device as the pipeline sees it
     4: ["transfer", "bench", "summary", "compress.commands", "compress.report", "video", "workers", "batches"],
     5: ["cli", "__init__", "__main__"],  # the facade and the entry point sit on top
 }

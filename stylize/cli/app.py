@@ -124,7 +124,7 @@ class _Progress(Callbacks):
     warnings are not mixed with an empty bar."""
 
     def __init__(self, console: Console, log_every: int):
-        self.console, self.steps, self.log_every = console, None, log_every
+        self.console, self.steps, self.log_every, self.stages = console, None, log_every, []
         self.bar = Progress(TextColumn("[bold]stylize"), BarColumn(bar_width=24), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                             TextColumn("{task.fields[losses]}"), console=console)
@@ -132,10 +132,15 @@ class _Progress(Callbacks):
 
     def plan(self, stages) -> None:
         """Called by the run with its schedule: the bar counts the evaluations of all sizes."""
-        self.steps = sum(s.steps for s in stages)
+        self.steps, self.stages = sum(s.steps for s in stages), list(stages)
 
     def step(self, r: StepRecord) -> None:
         losses = f"total {r.total:.4g}  style {r.style:.4g}  content {r.content:.4g}"
+        at = [k for k, s in enumerate(self.stages) if s.size == r.size]
+        if len(self.stages) > 1 or any(s.tiles > 1 for s in self.stages):  # which stage, and its tiles (plan.py)
+            stage = self.stages[at[-1]] if at else None
+            where = f"stage {at[-1] + 1}/{len(self.stages)} {stage.width}x{stage.height}" if at else ""
+            losses = f"{where}{f', {stage.tiles} tiles' if stage and stage.tiles > 1 else ''}  {losses}"
         if self.console.is_terminal:
             if self.task is None:
                 self.bar.start()
@@ -301,13 +306,32 @@ def bench(
     repeat: Annotated[int, typer.Option(help="Timed evaluations per implementation, after one warm-up.", min=1, max=1000)] = _BENCH.repeat,
     quality: Annotated[bool, typer.Option("--quality", help="Also time-to-quality: how long ours takes to reach the best loss of the seed's 300 evaluations.")] = _BENCH.quality,
     json_: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.", show_default=False)] = None,
+    high_res: Annotated[bool, typer.Option("--high-res", help="Large sizes, ours only (CPU): the memory plan's evaluation (tiled under --set max_memory=SIZE) and the whole image where it fits; s/eval per megapixel, predicted and measured peak RSS.")] = _BENCH.high_res,
 ) -> None:
     """Time one evaluation (forward + losses + backward) of ours against the seed's code, interleaved, on the same
     weights and images (the bundled demo pair); report medians, GFLOP/s, % of this machine's conv peak and memory."""
-    settings = bench_lib.BenchConfig([device], size or _BENCH.sizes, config, set_ or [], repeat, quality)
+    settings = bench_lib.BenchConfig([device], size or _BENCH.sizes, config, set_ or [], repeat, quality, high_res)
     if json_ is not None:
         images.check_output_path(json_, suffixes=(".json",))
     console = Console(highlight=False)
+    if high_res:
+        gib = lambda b: f"{b / 2**30:.2f}"  # noqa: E731
+        console.print("size  WxH  MP  mode  tiles(tile+halo)  history  predicted GiB  peak RSS GiB  setup s  s/eval  s/eval/MP")
+
+        def line(r):
+            if r.get("error"):
+                console.print(f"{r['size']}  {r['width']}x{r['height']}  {r['mode']}: {r['error']}")
+                return
+            tiles = f"{r['tiles']} ({r['tile']}+{r['halo']})" if r["tile"] else "1"
+            console.print(f"{r['size']}  {r['width']}x{r['height']}  {r['megapixels']:.2f}  {r['mode']}  {tiles}  {r['history']}  "
+                          f"{gib(r['predicted_peak_bytes'])}  {gib(r['peak_rss_bytes'])}  {r['setup_s']:.1f}  "
+                          f"{r['median_s']:.2f}  {r['s_per_mp']:.2f}")
+        rows = bench_lib.bench_high_res(settings, on_row=line)
+        if json_ is not None:
+            with AtomicFiles() as files:
+                logs.write_json({"high_res": rows}, files.stage(json_))
+            console.print(f"wrote {json_}")
+        return
     table = tables.BenchTable(console, quality)
     result = bench_lib.bench(settings, on_row=table.add)
     table.finish(result)
@@ -366,9 +390,8 @@ def model(
                  f"FLOPs: forward {tables.si(result.forward_flops)}; per evaluation {tables.si(result.flops_per_eval)} (forward + "
                  "backward: conv input gradients and Gram backward, as `stylize bench` counts)",
                  f"memory: activations {mib(result.activation_bytes)} (each layer's output, float32, batch 1); "
-                 f"loss targets {mib(result.targets_bytes)}; a run at this size needs about "
-                 f"{result.run_bytes / 2**30:.2f} GiB (the estimate run checks against free memory)",
-                 *result.notes):
+                 f"loss targets {mib(result.targets_bytes)}",
+                 *result.plan_lines, *result.notes):
         console.print(line, soft_wrap=True)
     if json_ is not None:
         with AtomicFiles() as files:

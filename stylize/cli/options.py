@@ -69,6 +69,9 @@ OPTIONS = [
     _key("scales", str, "Coarse to fine: auto | none | ladder | sizes, e.g. 256,512 or 256:100,512."),
     _key("save_every", int, "Write <stem>.stepNNNN.png every N steps (0: never)."),
     _key("checkpoint_every", int, "Write <stem>.ckpt every N steps, for --resume (0: never)."),
+    _option("max_memory", str, "Memory bound, e.g. 4GB or 512MiB: whole-image or tiled, the tile and the LBFGS history "
+            "are planned to fit it (`stylize model --size N` shows the plan) "
+            r"\[default: available memory less a margin]"),
     _key("dlp_spec", str, "dlp-sim device spec: textbook | mlu270 | PATH to a spec YAML."),
     _key("dlp_mode", str, "dlp-sim numerics: fp32 | fp16 | int8."),
     _option("profile", bool, "dlp-sim: print the per-op device profile and write <stem>.dlp-profile.json.", "--profile"),

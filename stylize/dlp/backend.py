@@ -87,7 +87,7 @@ class DlpBackend(Backend):
         return self.net
 
     def objective(self, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config,
-                  regions=None) -> DlpObjective:
+                  regions=None, tile: int | None = None) -> DlpObjective:  # tile: the host's memory plan; not planned here
         if regions is not None:  # the config refuses it first (config._validate); a Python caller hears it here
             raise StylizeError(REGIONS_REFUSED)
         objective = DlpObjective.build(net, content, styles, cfg)

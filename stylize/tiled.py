@@ -1,0 +1,306 @@
+"""Exact tiled evaluation (Galerne et al. 2022, "Scaling Painting Style Transfer"): the whole image's loss and
+image gradient, with the network run one tile at a time, so memory is bounded by a tile, not by the image.
+
+The style losses are functions of Gram matrices, sums over all pixels; the content losses are sums too. So:
+
+* **pass 1** (:meth:`TiledObjective.evaluate`, no autograd) runs each tile with a *halo* around it that covers
+  the receptive field of the deepest tapped layer, and aligned to the pooling grid: the features of the tile's
+  interior are then the whole image's features, bit for bit up to the convolution's summation order. It sums
+  each style layer's ``F F^T`` over the tiles' interiors and each content layer's squared error; the losses are
+  formed from these sums exactly as the whole image forms them, and their gradients with respect to each Gram
+  matrix (``dL/dG``) are kept;
+* **pass 2** (:meth:`TiledObjective.backward`) runs each tile again, with autograd, and back-propagates from its
+  interior features the whole image's upstream gradient (``dL/dF = (dL/dG + dL/dG^T) F / (C N)`` for a style
+  layer, ``2 w (F - T) / numel`` for a content layer). Each tile's input gradient, halo included, is *added*
+  into the image's: a pixel near a tile border feeds features of the neighbouring tile's interior too.
+
+Features of each interior are counted once (the interiors partition every feature map), so the sums and the
+gradient are the whole image's and there are no seams. The modules before the first convolution (the
+normalization, a Laplacian content term on the image) and the image-space terms (TV) run on the whole image
+with autograd: they are image-sized, three channels.
+
+The targets are computed the same way (the content's features assembled from its tiles, each style image's Gram
+summed over its tiles), through the same kernels as the evaluation, so the content image has content loss 0.
+``fused``: the convolutions are the fast path's kernels (:func:`stylize.fused.conv3x3`, NNPACK on the CPU) and
+the Gram products :func:`stylize.fused.gram_product`; else the seed's modules as built.
+
+Out of scope: regional masks (issue 20) are not combined with tiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import features, fused
+from .config import Config
+from .losses import ContentLoss, StyleLoss, blended_gram, tv_loss
+from .objective import LossWeights, Objective, Terms, normalized, style_model
+
+
+def halo(cut: int) -> int:
+    """Pixels of context each side of a tile so that features up to layer ``cut`` of its interior are exact.
+
+    Each 3x3 conv at pooling level ``p`` widens the receptive field by ``2**p`` input pixels each side, each 2x2
+    pool at level ``p`` by at most ``2**p``; the sum is rounded up to the pooling grid of the deepest layer
+    (``2**pools``), so tile origins stay on that grid and every pooling window of a tile is one of the image's.
+    """
+    r = sum(2**e.pools_before for e in features.LAYERS[: cut + 1] if e.kind == "conv")
+    r += sum(2 ** (e.pools_before - 1) for e in features.LAYERS[: cut + 1] if e.kind == "pool")
+    grid = grid_of(cut)
+    return -(-r // grid) * grid
+
+
+def grid_of(cut: int) -> int:
+    """The pooling grid of layer ``cut``: tile borders sit on multiples of it."""
+    return 2 ** features.LAYERS[cut].pools_before
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: its interior ``[y0, y1) x [x0, x1)`` and the region it runs on, interior plus halo (image px)."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    ty0: int
+    ty1: int
+    tx0: int
+    tx1: int
+
+
+def tiles(height: int, width: int, tile: int, margin: int, grid: int) -> list[Tile]:
+    """The tiles of a ``height`` x ``width`` image: interiors of ``tile`` px (a multiple of ``grid``; the last row and
+    column take the rest), each run with ``margin`` px of halo, clipped at the image's border."""
+    if tile % grid or margin % grid:
+        raise ValueError(f"tile {tile} and halo {margin} must be multiples of the pooling grid {grid}")
+
+    def spans(n: int) -> list[tuple[int, int]]:
+        cuts = list(range(0, n, tile))[1:]
+        if cuts and n - cuts[-1] < grid:  # a sliver at the end: into the previous tile
+            cuts.pop()
+        bounds = [0, *cuts, n]
+        return list(zip(bounds, bounds[1:]))
+
+    return [Tile(y0, y1, x0, x1, max(0, y0 - margin), min(height, y1 + margin), max(0, x0 - margin), min(width, x1 + margin))
+            for y0, y1 in spans(height) for x0, x1 in spans(width)]
+
+
+class _Network:
+    """The style model from its first conv on, run on one tile, returning each tap's interior features."""
+
+    def __init__(self, model: nn.Sequential, fast: bool):
+        items = list(model.children())
+        first = next(i for i, m in enumerate(items) if isinstance(m, nn.Conv2d))
+        self.prefix = nn.Sequential(*items[:first])  # normalization, image-level taps: run on the whole image
+        self.body, self.fast = items[first:], fast
+        self.grid = 1
+        level, self.levels = 0, {}
+        for m in self.body:
+            if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+                level += 1
+            elif isinstance(m, (ContentLoss, StyleLoss)):
+                self.levels[m] = level
+        self.cut_level = level
+
+    def run(self, x: torch.Tensor, t: Tile, height: int, width: int) -> dict[nn.Module, torch.Tensor]:
+        """Interior features of each tap for the tile ``t`` of an image ``height`` x ``width`` (``x``: its region)."""
+        out = {}
+        for m in self.body:
+            if isinstance(m, (ContentLoss, StyleLoss)):
+                s = 2 ** self.levels[m]
+                # The interior at this level: its origin is on the grid; the image's last row/column ends the map.
+                ys = slice((t.y0 - t.ty0) // s, x.shape[-2] if t.y1 == height else (t.y1 - t.ty0) // s)
+                xs = slice((t.x0 - t.tx0) // s, x.shape[-1] if t.x1 == width else (t.x1 - t.tx0) // s)
+                out[m] = x[..., ys, xs]
+            elif isinstance(m, nn.Conv2d) and self.fast:
+                x = fused.conv3x3(x, m.weight, m.bias)
+            else:
+                x = m(x)
+        return out
+
+
+def _matrix(f: torch.Tensor) -> torch.Tensor:
+    return f.reshape(f.shape[1], -1)  # (1, C, h, w) -> (C, h*w)
+
+
+def gram_sums(net: _Network, x: torch.Tensor, taps: Sequence[StyleLoss], tile: int, margin: int,
+              content: Sequence[ContentLoss] = ()) -> tuple[dict, dict, dict]:
+    """One pass over the tiles, without autograd: ``sum over tiles of F F^T`` (the image's, unnormalized) of each
+    style tap, each tap's feature count, and each content tap's summed squared error ``sum (F - T)^2``."""
+    h, w = x.shape[-2:]
+    sums, counts, sq = {}, {}, {tap: x.new_zeros(()) for tap in content}
+    with torch.no_grad():
+        for t in tiles(h, w, tile, margin, net.grid):
+            feats = net.run(x[..., t.ty0:t.ty1, t.tx0:t.tx1], t, h, w)
+            for tap in taps:
+                m = _matrix(feats[tap])
+                g = fused.gram_product(m.contiguous()) if net.fast else torch.mm(m, m.t())
+                sums[tap] = g if tap not in sums else sums[tap].add_(g)
+                counts[tap] = counts.get(tap, 0) + m.shape[1]
+            for tap in content:
+                f = feats[tap]
+                sq[tap] += (f - _crop(tap.target, t, f, net.levels[tap])).square().sum()
+    return sums, counts, sq
+
+
+class TiledObjective(Objective):
+    """The whole image's weighted loss terms and image gradient, evaluated tile by tile (see the module's text).
+
+    Args:
+        model: the seed-form style model (:func:`stylize.objective.style_model`), targets set.
+        content_losses, style_losses: its loss modules, in network order.
+        weights: the loss weights.
+        tile: interior tile size in px (a multiple of the pooling grid of the deepest tap).
+        fast: the fast path's kernels (NNPACK convs, oneDNN Gram products).
+    """
+
+    def __init__(self, model: nn.Sequential, content_losses: Sequence[ContentLoss], style_losses: Sequence[StyleLoss],
+                 weights: LossWeights, tile: int, fast: bool = False):
+        model.requires_grad_(False)
+        self.plain, self.weights, self.fast = model, weights, fast
+        self.net = _Network(model, fast)
+        self.net.grid = 2**self.net.cut_level
+        self.margin = -(-halo(_cut_index(model)) // self.net.grid) * self.net.grid
+        self.tile = max(self.net.grid, tile // self.net.grid * self.net.grid)
+        self.image_taps = [m for m in self.net.prefix if isinstance(m, ContentLoss)]
+        self.content_losses = [m for m in content_losses if m not in self.image_taps]
+        self.style_losses = list(style_losses)
+        self._state = None
+        self.n_tiles = 0
+
+    @classmethod
+    def build(cls, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config, tile: int,
+              fast: bool = False) -> "TiledObjective":
+        """The objective of ``cfg``'s layers over ``net``; the targets computed tile by tile (bounded memory)."""
+        plain, content_losses, style_losses = style_model(net, content, styles, cfg, targets=False)
+        obj = cls(plain, content_losses, style_losses, LossWeights.of(cfg), tile, fast)
+        obj.set_targets(content, styles, cfg.style_blend)
+        normalized(cfg, content_losses, style_losses)
+        return obj
+
+    def set_targets(self, content: torch.Tensor, styles: Sequence[torch.Tensor], blend: Sequence[float] | None) -> None:
+        """Content features assembled from the content's tiles; each style image's Gram summed over its tiles,
+        then blended (:func:`stylize.losses.blended_gram`)."""
+        with torch.no_grad():
+            x = _prefix(self.net.prefix, content, set_image_targets=True)
+            h, w = x.shape[-2:]
+            full = {}
+            for t in tiles(h, w, self.tile, self.margin, self.net.grid):
+                feats = self.net.run(x[..., t.ty0:t.ty1, t.tx0:t.tx1], t, h, w)
+                for tap in self.content_losses:
+                    f, s = feats[tap], 2 ** self.net.levels[tap]
+                    if tap not in full:
+                        full[tap] = f.new_empty((*f.shape[:2], h // s, w // s))
+                    full[tap][..., t.y0 // s:t.y0 // s + f.shape[-2], t.x0 // s:t.x0 // s + f.shape[-1]] = f
+            for tap in self.content_losses:
+                tap.target = full[tap]
+            grams = []
+            for style in styles:
+                sums, counts, _ = gram_sums(self.net, _prefix(self.net.prefix, style, skip_taps=True), self.style_losses,
+                                         self.tile, self.margin)
+                grams.append({tap: sums[tap] / (sums[tap].shape[0] * counts[tap]) for tap in self.style_losses})
+            for tap in self.style_losses:
+                tap.target = blended_gram([g[tap] for g in grams], blend, gram=lambda g: g)
+
+    def evaluate(self, image: torch.Tensor) -> Terms:
+        """Pass 1: the losses from the Grams and squared errors summed over tiles; ``dL/dG`` kept for pass 2."""
+        x = _prefix(self.net.prefix, image)  # (with autograd) the normalized image; image-level taps set .loss
+        xd = x.detach()
+        h, w = xd.shape[-2:]
+        grid = tiles(h, w, self.tile, self.margin, self.net.grid)
+        self.n_tiles = len(grid)
+        sums, counts, sq = gram_sums(self.net, xd, self.style_losses, self.tile, self.margin, self.content_losses)
+        wts = self.weights
+        style_terms, upstream = [], {}
+        for tap in self.style_losses:  # the loss of the summed Gram, as StyleLoss forms it, and its dL/dG
+            g = (sums[tap] / (sums[tap].shape[0] * counts[tap])).requires_grad_()
+            with torch.enable_grad():
+                loss = tap.weight * F.mse_loss(g, tap.target)
+                (d,) = torch.autograd.grad(loss, g)
+            tap.loss = loss.detach()
+            style_terms.append(tap.loss)
+            # dL/dF of the interior features F (C, n): (dG + dG^T) F / (C N), times the style weight
+            upstream[tap] = (d + d.t()).mul_(wts.style / (d.shape[0] * counts[tap]))
+        for tap in self.content_losses:
+            tap.loss = tap.weight * sq[tap] / tap.target.numel()
+        image_terms = [m.loss for m in self.image_taps]
+        content = sum(m.loss for m in self._content_order()) * wts.content
+        style = sum(style_terms) * wts.style
+        tv = tv_loss(image) * wts.tv if wts.tv else 0.0
+        graph = (sum(image_terms) * wts.content if image_terms else 0.0) + tv  # what autograd differentiates
+        self._state = (x, grid, upstream, graph)
+        return Terms(content, style, tv)
+
+    def _content_order(self) -> list[ContentLoss]:
+        return [*self.image_taps, *self.content_losses]  # network order: image-level taps come first
+
+    def backward(self, terms: Terms) -> None:
+        """Pass 2: each tile back-propagates its interior's share of the whole-image gradient; the halo's
+        gradient is added too (it feeds the neighbours' interiors)."""
+        x, grid, upstream, graph = self._state
+        self._state = None
+        xd = x.detach()
+        h, w = xd.shape[-2:]
+        gx = torch.zeros_like(xd)
+        wts = self.weights
+        for t in grid:
+            region = xd[..., t.ty0:t.ty1, t.tx0:t.tx1].clone().requires_grad_()
+            with torch.enable_grad():
+                feats = self.net.run(region, t, h, w)
+                outs, grads = [], []
+                for tap in self.style_losses:
+                    f = feats[tap]
+                    if f.numel():
+                        outs.append(f)
+                        grads.append(torch.mm(upstream[tap], _matrix(f).detach()).view_as(f))
+                for tap in self.content_losses:
+                    f = feats[tap]
+                    if f.numel():
+                        target = _crop(tap.target, t, f, self.net.levels[tap])
+                        outs.append(f)
+                        grads.append((f.detach() - target).mul_(2 * wts.content * tap.weight / tap.target.numel()))
+                if outs:
+                    torch.autograd.backward(outs, grads)
+            if region.grad is not None:
+                gx[..., t.ty0:t.ty1, t.tx0:t.tx1] += region.grad
+        roots, root_grads = [x], [gx]
+        if isinstance(graph, torch.Tensor) and graph.requires_grad:
+            roots.append(graph)
+            root_grads.append(torch.ones_like(graph))
+        torch.autograd.backward(roots, root_grads)
+
+
+def _crop(target: torch.Tensor, t: Tile, f: torch.Tensor, level: int) -> torch.Tensor:
+    s = 2**level
+    return target[..., t.y0 // s:t.y0 // s + f.shape[-2], t.x0 // s:t.x0 // s + f.shape[-1]]
+
+
+def _prefix(prefix: nn.Sequential, image: torch.Tensor, set_image_targets: bool = False,
+            skip_taps: bool = False) -> torch.Tensor:
+    """Run the modules before the first conv on the whole image; a content tap there records its loss (or, with
+    ``set_image_targets``, takes its input as its target; with ``skip_taps`` it is passed by)."""
+    x = image
+    for m in prefix:
+        if isinstance(m, ContentLoss):
+            if skip_taps:
+                continue
+            if set_image_targets:
+                m.set_target(x)
+            else:
+                m(x)
+        else:
+            x = m(x)
+    return x
+
+
+def _cut_index(model: nn.Sequential) -> int:
+    """The layer-table index of the model's last VGG layer (the cut)."""
+    names = {e.name: e for e in features.LAYERS}
+    last = [names[n] for n, _ in model.named_children() if n in names][-1]
+    return features.LAYERS.index(last)
