@@ -157,11 +157,13 @@ def make(stages: list[Stage], cfg: Config, cut: int, device: torch.device, sourc
         return Plan(tuple(plans), bound or 0, source)
     smallest_tile = min(t // grid_of(cut) * grid_of(cut) for t in TILES if t >= grid_of(cut))
     floor = tiled_bytes(1, 1, cfg, cut, MIN_HISTORY, smallest_tile, device)
-    what = f"max_memory {cfg.max_memory}" if source == "max_memory" else f"the {bound / 2**30:.1f} GiB available"
+    what = (f"max_memory {cfg.max_memory}" if source == "max_memory"
+            else f"the {max(bound, 0) / 2**30:.1f} GiB available (free memory less a margin)")
     if bound < floor:
+        fix = (f"Give --max-memory {max(1, -(-floor // 2**30))}GB or more." if source == "max_memory"
+               else "Free some memory first.")
         raise StylizeError(f"{what} is too small for even one tile: the smallest tiled plan needs about "
-                           f"{floor / 2**30:.2f} GiB (of which {_overhead(device) / 2**30:.2f} GiB is torch itself). "
-                           f"Give --max-memory {max(1, -(-floor // 2**30))}GB or more.")
+                           f"{floor / 2**30:.2f} GiB (of which {_overhead(device) / 2**30:.2f} GiB is torch itself). {fix}")
 
     def fits(size: int) -> bool:
         w, h = images.shorter_edge_size(*source_size, size)
