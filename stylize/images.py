@@ -155,15 +155,19 @@ def check_output_path(path: str | Path, suffixes=tuple(SAVE_FORMATS)) -> Path:
     if is_dir(path):
         raise StylizeError(f"cannot write {path}: a folder of that name exists. Remove it or choose another path.")
     check_name_lengths([path])
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:  # the folder is created later; probe what exists
+    check_writable(path, path.parent)
+    return path
+
+
+def check_writable(path: Path, folder: Path) -> None:
+    """Fail early if ``folder`` (created later, so probe the nearest one that exists) cannot take ``path``."""
+    while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError:
         raise StylizeError(f"cannot write {path}: {folder} is not a writable folder. Choose another output with -o.") from None
-    return path
 
 
 def save_image(tensor: torch.Tensor, tmp_path: str | Path, final_name: str | Path) -> None:

@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,14 +119,7 @@ def _check_output(output: Path, clip: frames.Clip) -> Path:
         raise StylizeError(f"the output {output} is the input; refusing to overwrite it. Choose another -o.")
     work = work_folder(output)
     check_name_lengths([output, frame_path(work, 0)])
-    folder = work
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError:
-        raise StylizeError(f"cannot write {output}: {folder} is not a writable folder. Choose another output with -o.") from None
+    images.check_writable(output, work)
     return work
 
 

@@ -63,3 +63,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
         if "download" in item.keywords and os.environ.get("STYLIZE_ALLOW_DOWNLOAD") != "1":
             item.add_marker(skip_download)
+
+
+class StopAt:
+    """An on_step callback that presses Ctrl-C at evaluation ``step``."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def __call__(self, record):
+        if record.step == self.step:
+            raise KeyboardInterrupt

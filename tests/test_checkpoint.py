@@ -11,6 +11,7 @@ from stylize.cli import app
 from stylize.config import build_config
 from stylize.errors import StylizeError
 from stylize.transfer import stylize
+from conftest import StopAt
 
 TINY = {"size": 32, "steps": 6, "device": "cpu", "weights": "untrained", "scales": "none"}
 
@@ -25,21 +26,12 @@ def test_cpu_runs_are_bitwise_repeatable(pair):
 RESUMABLE = {**TINY, "steps": 14, "lbfgs_max_iter": 3, "checkpoint_every": 3}
 
 
-class _StopAt:
-    def __init__(self, step):
-        self.step = step
-
-    def __call__(self, record):
-        if record.step == self.step:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [{}, {"scales": "24:5,32", "size": None}], ids=["one size", "two sizes"])
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(pair, tmp_path, extra):
     settings = {**RESUMABLE, **extra}
     whole = stylize(*pair, tmp_path / "whole.png", **settings)
-    stopped = stylize(*pair, tmp_path / "r.png", **settings, on_step=_StopAt(8))
+    stopped = stylize(*pair, tmp_path / "r.png", **settings, on_step=StopAt(8))
     assert stopped.status == "interrupted" and (tmp_path / "r.ckpt").exists()
     resumed = stylize(resume=tmp_path / "r.ckpt")
     assert resumed.status == whole.status == "completed"
@@ -50,7 +42,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(pair, tmp_path,
 
 @pytest.mark.slow
 def test_resume_refuses_another_config_and_shows_the_difference(pair, tmp_path):
-    stylize(*pair, tmp_path / "r.png", **RESUMABLE, on_step=_StopAt(5))
+    stylize(*pair, tmp_path / "r.png", **RESUMABLE, on_step=StopAt(5))
     with pytest.raises(StylizeError, match=r"style_weight: 1000000.0 in the checkpoint, 5.0 now"):
         stylize(resume=tmp_path / "r.ckpt", style_weight=5)
     stylize(resume=tmp_path / "r.ckpt", log_every=1)  # what only changes the logging may differ
@@ -104,7 +96,7 @@ def test_resuming_a_converged_stage_takes_no_extra_step(pair, tmp_path):
 
 
 def test_resume_refuses_other_weights_behind_auto(pair, tmp_path):
-    stylize(*pair, tmp_path / "r.png", **RESUMABLE, on_step=_StopAt(5))
+    stylize(*pair, tmp_path / "r.png", **RESUMABLE, on_step=StopAt(5))
     data = checkpoint.load(tmp_path / "r.ckpt")
     cfg = build_config(overrides=data["config"])
     with pytest.raises(StylizeError, match="weights: untrained meant untrained in the checkpoint, imagenet now"):
@@ -114,7 +106,7 @@ def test_resume_refuses_other_weights_behind_auto(pair, tmp_path):
 def test_dlp_sim_checkpoints_resume_bitwise(pair, tmp_path):
     settings = {**RESUMABLE, "device": "dlp-sim", "steps": 8, "lbfgs_max_iter": 2, "checkpoint_every": 2}
     whole = stylize(*pair, tmp_path / "whole.png", **settings)
-    stylize(*pair, tmp_path / "d.png", **settings, on_step=_StopAt(5))
+    stylize(*pair, tmp_path / "d.png", **settings, on_step=StopAt(5))
     resumed = stylize(resume=tmp_path / "d.ckpt")
     assert torch.equal(resumed.image, whole.image) and [r.total for r in resumed.history] == [r.total for r in whole.history]
 
@@ -125,7 +117,7 @@ def test_resume_from_another_folder_writes_where_the_run_wrote(pair, tmp_path, m
     for p in pair:
         (work / p.name).write_bytes(p.read_bytes())
     monkeypatch.chdir(work)  # relative paths, as a user types them
-    stylize("content.png", "style.png", "out/r.png", **RESUMABLE, on_step=_StopAt(8))
+    stylize("content.png", "style.png", "out/r.png", **RESUMABLE, on_step=StopAt(8))
     whole = stylize("content.png", "style.png", "out/whole.png", **RESUMABLE)
     monkeypatch.chdir(elsewhere)
     resumed = stylize(resume=work / "out" / "r.ckpt")

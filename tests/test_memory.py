@@ -33,10 +33,10 @@ def test_memory_check_counts_large_style_images(pair, monkeypatch):
 def test_memory_estimate_bounds_a_measured_run(pair, tmp_path):
     """The size check's estimate against the peak RSS of a real run (a fresh process, the seed's graph, which
     keeps every activation for backward): of the same size."""
-    code = ("import resource, sys; from stylize import stylize; "
+    code = ("from stylize import stylize; from stylize.bench import peak_rss_bytes; "
             f"stylize({str(pair[0])!r}, {str(pair[1])!r}, write=False, size=256, steps=25, device='cpu', "
             "weights='untrained', exact=True, scales='none'); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+            "print(peak_rss_bytes())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "STYLIZE_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr
@@ -44,10 +44,10 @@ def test_memory_estimate_bounds_a_measured_run(pair, tmp_path):
     w, h = images.shorter_edge_size(*images.load_image(pair[0]).size, 256)
     cut = features.last_tap(Config().content_layers, Config().style_layers)
     estimate = estimate_bytes(h, w, cut, 100, torch.device("cpu"))
-    # Measured here: 1.06 GiB alone against an estimate of 1.21 GiB, but 1.59-1.78 GiB inside full-suite runs
-    # (not understood yet: the same code in a fresh process; an open question for the memory planner). So the
-    # claim held is only "the same size": within 0.6x to 2x.
-    assert 0.6 * measured <= estimate < 2 * measured, (measured / 2**20, estimate / 2**20)
+    # The child's own peak (VmHWM): getrusage's ru_maxrss would be the parent's (a big pytest process) when
+    # Python starts the child with vfork, since exec keeps the old mm's high-water mark. Measured: 1.06 GiB
+    # against an estimate of 1.21 GiB.
+    assert 0.9 * measured <= estimate < 1.35 * measured, (measured / 2**20, estimate / 2**20)
     # Activations scale with the pixel count.
     small = estimate_bytes(256, 341, cut, 100, torch.device("cuda"))
     large = estimate_bytes(512, 682, cut, 100, torch.device("cuda"))

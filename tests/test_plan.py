@@ -17,6 +17,7 @@ from stylize.cli.app import app
 from stylize.config import Config, parse_bytes, resolve_recipe
 from stylize.errors import StylizeError
 from stylize.schedule import Stage
+from conftest import StopAt
 
 CPU = torch.device("cpu")
 SEED_CUT = features.last_tap(Config().content_layers, Config().style_layers)
@@ -70,15 +71,6 @@ RESUMABLE = {"size": 48, "steps": 14, "device": "cpu", "weights": "untrained", "
              "lbfgs_max_iter": 3, "checkpoint_every": 3, "lbfgs_history": 5}
 
 
-class _StopAt:
-    def __init__(self, step):
-        self.step = step
-
-    def __call__(self, record):
-        if record.step == self.step:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.slow
 def test_a_tiled_run_resumes_with_its_plan_bit_for_bit(pair, tmp_path, monkeypatch):
     whole_image = stylize(*pair, tmp_path / "w.png", **RESUMABLE)
@@ -89,7 +81,7 @@ def test_a_tiled_run_resumes_with_its_plan_bit_for_bit(pair, tmp_path, monkeypat
     assert json.loads((tmp_path / "t.run.json").read_text())["plan"] == tiled.plan
     first_w, first_t = whole_image.history[0].total, tiled.history[0].total  # the same objective, evaluated by tiles
     assert abs(first_t - first_w) / first_w < 1e-5
-    stopped = stylize(*pair, tmp_path / "r.png", **RESUMABLE, on_step=_StopAt(8))
+    stopped = stylize(*pair, tmp_path / "r.png", **RESUMABLE, on_step=StopAt(8))
     assert stopped.status == "interrupted"
     monkeypatch.undo()  # the planner would now choose the whole image: the checkpoint's plan wins
     resumed = stylize(resume=tmp_path / "r.ckpt")
@@ -99,10 +91,10 @@ def test_a_tiled_run_resumes_with_its_plan_bit_for_bit(pair, tmp_path, monkeypat
 
 
 def _peak(size: int, max_memory: str | None) -> tuple[dict, int]:
-    code = ("import json, resource; from stylize import stylize; "
+    code = ("import json; from stylize import stylize; from stylize.bench import peak_rss_bytes; "
             f"r = stylize(write=False, size={size}, steps=12, device='cpu', weights='untrained', scales='none', "
             f"lbfgs_history=5, max_memory={max_memory!r}); "
-            "print(json.dumps([r.plan, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]))")
+            "print(json.dumps([r.plan, peak_rss_bytes()]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
                           env={**os.environ, "STYLIZE_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr
@@ -112,7 +104,7 @@ def _peak(size: int, max_memory: str | None) -> tuple[dict, int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("size, max_memory, mode", [(128, None, "whole"), (384, "0.95GB", "tiled")])
 def test_predicted_peak_within_25_percent_of_the_measured_one(size, max_memory, mode):
-    """In a fresh process (full-suite processes hold more: see tests/test_memory.py); the history is filled
+    """In a fresh process, its own peak (VmHWM: see tests/test_memory.py); the history is filled
     (12 evaluations, history 5), so the prediction's LBFGS vectors exist."""
     made, measured = _peak(size, max_memory)
     assert made["stages"][-1]["mode"] == mode
