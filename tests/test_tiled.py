@@ -34,7 +34,7 @@ def _both(cfg: Config, h: int, w: int, tile: int, fast: bool, n_styles: int = 1,
     x2 = image.clone().requires_grad_()
     t2 = tiled.evaluate(x2)
     tiled.backward(t2)
-    return float(t1.total.detach()), float(t2.total), x1.grad, x2.grad, tiled
+    return float(t1.total.detach()), float(t2.total.detach()), x1.grad, x2.grad, tiled
 
 
 def _rel(a, b) -> float:
