@@ -402,3 +402,18 @@ def test_a_batch_of_an_image_and_a_video_equals_run_and_stylize_video(pair):
     assert redone[-1]["frames"] == 3 and redone[-1]["frames_resumed"] == 2
     assert np.array_equal(np.asarray(Image.open(tmp / "out" / "clip__s0.frames" / "frame000003.png")),
                           np.asarray(Image.open(__import__("io").BytesIO(frame3))))
+
+
+@pytest.mark.slow
+def test_a_video_on_ray_equals_the_local_pool_s(pair, ray_cluster):
+    pytest.importorskip("cv2")
+    tmp, contents, styles = pair
+    clip = _clip(tmp / "clip.mp4", n=3)
+    local = batch.run(_bc(tmp, [clip], styles[:1], workers=1, video_steps=2))
+    remote = batch.run(dataclasses.replace(_bc(tmp, [clip], styles[:1], workers=1, video_steps=2, backend="ray"),
+                                           output=str(tmp / "ray")))
+    (a,), (b,) = local.records, remote.records
+    assert a["id"] == b["id"] and a["status"] == b["status"] == "done" and a["frames"] == b["frames"] == 3
+    for k in range(1, 4):
+        name = f"clip__s0.frames/frame{k:06d}.png"
+        assert (tmp / "out" / name).read_bytes() == (tmp / "ray" / name).read_bytes(), name
