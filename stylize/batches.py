@@ -8,7 +8,9 @@ before any starts: a bad row is one :class:`StylizeError` line naming it. A job'
 bytes and its resolved config, so a rerun skips what is done (ledger ``done`` and the output there) and redoes
 only the jobs whose inputs or settings changed. Each job is :func:`stylize.transfer.run` in a worker
 (:mod:`stylize.workers`) and writes ``DIR/<content>__<style>.png`` with its logs; the ledger
-(:mod:`stylize.ledger`) records every event. A job that fails is recorded and the batch goes on; a worker that
+(:mod:`stylize.ledger`) records every event. A content that is a video (or an animated GIF/WebP) is a video job:
+:func:`stylize.video.stylize_video` in one worker, its frames in order, into ``DIR/<content>__<style>.mp4`` with its
+work folder beside it (a rerun continues the video at its first missing frame). A job that fails is recorded and the batch goes on; a worker that
 dies mid-job has its job retried on a fresh one.
 """
 
@@ -25,12 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import ledger, workers
+from PIL import Image
+
+from . import flow, frames, ledger, workers
 from .config import FIELDS, Config, build_config, parse_sets
 from .errors import StylizeError, did_you_mean
+from .video import VideoConfig
 from .yamlsafe import safe_yaml
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+VIDEO_SUFFIXES = tuple(frames.VIDEO_FORMATS)  # a content with one of these is a video job (so is an animated GIF/WebP)
+VIDEO_OUTPUT = ".mp4"
 BACKENDS = ("local", "ray")
 MAX_ATTEMPTS = 3  # a job whose worker dies is retried on a fresh worker, up to this many tries in all
 ROW_KEYS = ("content", "style")  # besides config keys (output: the file name in DIR)
@@ -51,6 +58,7 @@ class BatchConfig:
     backend: str = "local"  # local | ray
     address: str | None = None  # ray: auto | HOST:PORT | ray://HOST:PORT; none: start a local cluster
     retry_failed: bool = False  # rerun the jobs that failed before (by default a rerun skips them)
+    video_steps: int | None = None  # evaluations of each later frame of a video job (frame 1: steps); none: VideoConfig's
 
 
 @dataclass
@@ -58,6 +66,7 @@ class Job:
     id: str
     row: str  # where it came from, for messages: "content a.jpg x style b.jpg" or "jobs.csv row 3"
     config: Config
+    video: VideoConfig | None = None  # a video job: stylize_video(video, config); else transfer.run(config)
 
     @property
     def output(self) -> Path:
@@ -84,7 +93,8 @@ class BatchResult:
 # ---- the jobs -----------------------------------------------------------------------------------------------------
 
 def expand(spec: str, what: str) -> list[Path]:
-    """A file, a folder (its images, sorted) or a glob, as files; an empty folder or glob is an error."""
+    """A file, a folder (its images, and a content folder's videos, sorted) or a glob, as files; an empty folder or
+    glob is an error."""
     if any(c in spec for c in "*?["):
         found = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
         if not found:
@@ -92,7 +102,8 @@ def expand(spec: str, what: str) -> list[Path]:
         return found
     path = Path(spec)
     if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        suffixes = IMAGE_SUFFIXES + (VIDEO_SUFFIXES if what == "content" else ())
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
         if not found:
             raise StylizeError(f"{what} {spec}: the folder holds no image ({', '.join(IMAGE_SUFFIXES)}).")
         return found
@@ -149,8 +160,22 @@ def _cell(path: Path, i: int, key: str, value: str) -> Any:
         raise StylizeError(f"{path} row {i}: {e}") from None
 
 
-def output_name(content: Path, styles: Sequence[Path]) -> str:
-    return f"{content.stem}__{'+'.join(s.stem for s in styles)}.png"
+def is_video(content: Path) -> bool:
+    """A video file (by its extension) or an animated GIF/WebP (more than one frame, from the header)."""
+    suffix = content.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return True
+    if suffix in (".gif", ".webp"):
+        try:
+            with Image.open(content) as img:
+                return getattr(img, "n_frames", 1) > 1
+        except OSError:  # unreadable: its image job says so
+            return False
+    return False
+
+
+def output_name(content: Path, styles: Sequence[Path], video: bool = False) -> str:
+    return f"{content.stem}__{'+'.join(s.stem for s in styles)}{VIDEO_OUTPUT if video else '.png'}"
 
 
 def jobs(bc: BatchConfig) -> list[Job]:
@@ -188,8 +213,12 @@ def jobs(bc: BatchConfig) -> list[Job]:
         rows = [(f"content {c} x style {s}", c, [s], {}) for c in contents for s in styles]
     out, names = [], {}
     for where, content, styles, row in rows:
-        name = row.pop("output", None) or output_name(content, styles)
+        video = is_video(content)
+        name = row.pop("output", None) or output_name(content, styles, video)
         output = out_dir / Path(name).name
+        if video and output.suffix.lower() not in VIDEO_SUFFIXES:
+            raise StylizeError(f"{where}: output {output.name}: the content is a video, so the output must be one "
+                               f"({', '.join(VIDEO_SUFFIXES)}).")
         if output in names:
             raise StylizeError(f"{where} and {names[output]} would both write {output}. Rename an input, or give "
                                "each an output in a manifest.")
@@ -199,7 +228,10 @@ def jobs(bc: BatchConfig) -> list[Job]:
                                                               "style": [str(s) for s in styles], "output": str(output)})
         except StylizeError as e:
             raise StylizeError(f"{where}: {e}") from None
-        out.append(Job(job_id(cfg), where, cfg))
+        vcfg = None
+        if video:
+            vcfg = VideoConfig(str(content), str(output), steps=bc.video_steps or VideoConfig.steps)
+        out.append(Job(job_id(cfg, vcfg), where, cfg, vcfg))
     return out
 
 
@@ -217,8 +249,9 @@ def _digest(path: str | Path, memo: dict[str, str]) -> str:
     return memo[key]
 
 
-def job_id(cfg: Config) -> str:
-    """A hash of the input images' bytes (and an init or weights file's) and the resolved config, paths aside."""
+def job_id(cfg: Config, video: VideoConfig | None = None) -> str:
+    """A hash of the input images' (or video's) bytes (and an init or weights file's) and the resolved config, paths
+    aside; a video job's settings too."""
     memo: dict[str, str] = {}
     settings = dataclasses.asdict(cfg)
     settings["content"] = _digest(cfg.content, memo)
@@ -227,6 +260,8 @@ def job_id(cfg: Config) -> str:
     for key in ("init", "weights"):
         if Path(settings[key]).is_file():
             settings[key] = _digest(settings[key], memo)
+    if video is not None:
+        settings["video"] = {k: v for k, v in dataclasses.asdict(video).items() if k not in ("input", "output")}
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -251,6 +286,8 @@ def run(bc: BatchConfig, on_event: Callable[[dict[str, Any], dict[str, int]], No
         raise StylizeError(f"--backend {bc.backend}: unknown.{did_you_mean(bc.backend, BACKENDS)} Allowed: local, ray.")
     if bc.address and bc.backend != "ray":
         raise StylizeError("--address joins a Ray cluster: add --backend ray.")
+    if bc.video_steps is not None and bc.video_steps < 1:
+        raise StylizeError(f"--video-steps {bc.video_steps}: give 1 or more.")
     if bc.workers is not None and bc.workers < 1:
         raise StylizeError(f"--workers {bc.workers}: give 1 or more (or leave it out to plan from the cores).")
     if Path(bc.output).exists() and not Path(bc.output).is_dir():
@@ -258,6 +295,13 @@ def run(bc: BatchConfig, on_event: Callable[[dict[str, Any], dict[str, int]], No
     if bc.backend == "ray":
         workers.import_ray()
     all_jobs = jobs(bc)
+    clip = next((j for j in all_jobs if j.video is not None), None)
+    if clip is not None:  # the extra, now: one line before any job starts
+        try:
+            frames.require_av()
+            flow._cv2()
+        except StylizeError as e:
+            raise StylizeError(f"{clip.row}: the content is a video: {e}") from None
     path = ledger.path_in(bc.output)
     previous = ledger.latest(ledger.read(path))
     todo, records = [], {}
@@ -322,7 +366,7 @@ def _loop(bc: BatchConfig, todo: list[Job], the_plan: workers.Plan, event, count
             for i, slot in enumerate(slots):
                 if i not in busy and queue:
                     job, attempt = queue.pop()
-                    slot.submit(job.config)
+                    slot.submit(job.config, job.video)
                     busy[i] = (job, attempt)
                     counts["running"] += 1
                     event(job, {"status": "started", "attempt": attempt, "worker": slot.pid,
@@ -365,7 +409,7 @@ def _loop(bc: BatchConfig, todo: list[Job], the_plan: workers.Plan, event, count
 def batch(content: str | Path | Sequence[str | Path] = (), style: str | Path | Sequence[str | Path] = (),
           output: str | Path = "outputs", *, manifest: str | Path | None = None, config: str | Path | None = None,
           workers: int | None = None, backend: str = "local", address: str | None = None,
-          retry_failed: bool = False, **overrides: Any) -> list[dict[str, Any]]:
+          retry_failed: bool = False, video_steps: int | None = None, **overrides: Any) -> list[dict[str, Any]]:
     """Stylize every content with every style (or a manifest's rows) into ``output``; returns each job's latest
     ledger record (``status`` done or failed, ``losses``, ``seconds``, ``error``...). Keyword arguments are
     :class:`Config` fields, for every job.
@@ -376,7 +420,7 @@ def batch(content: str | Path | Sequence[str | Path] = (), style: str | Path | S
     as_list = lambda v: [str(v)] if isinstance(v, (str, Path)) else [str(x) for x in v]  # noqa: E731
     bc = BatchConfig(as_list(content), as_list(style), str(output), None if config is None else str(config),
                      overrides=overrides, manifest=None if manifest is None else str(manifest), workers=workers,
-                     backend=backend, address=address, retry_failed=retry_failed)
+                     backend=backend, address=address, retry_failed=retry_failed, video_steps=video_steps)
     return run(bc).records
 
 

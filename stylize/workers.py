@@ -1,7 +1,8 @@
 """Where a batch's jobs run: the job function, the plan of workers x threads, and the two kinds of worker.
 
-Every job runs :func:`run_job`, which calls :func:`stylize.transfer.run` (the code path of ``stylize run``)
-in a long-lived worker that keeps the weights file in memory between jobs. A worker is a *slot* the batch
+Every job runs :func:`run_job`, which calls :func:`stylize.transfer.run` (the code path of ``stylize run``), or
+for a video job :func:`stylize.video.stylize_video` (``stylize video``'s: one video per worker, its frames in
+order), in a long-lived worker that keeps the weights file in memory between jobs. A worker is a *slot* the batch
 loop hands one job at a time:
 
 - :class:`LocalSlot`: a process (spawn) on this machine, fed through a pipe.
@@ -46,13 +47,17 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def run_job(cfg: Config, threads: int, gpu: int | None = None) -> dict[str, Any]:
+def run_job(cfg: Config, threads: int, gpu: int | None = None, video: Any = None) -> dict[str, Any]:
     """Run one job in this process; returns the fields of its ledger event (``done`` or ``failed``).
+
+    ``video``: a :class:`stylize.video.VideoConfig` for a video job (its ledger event adds ``frames``, the output's
+    frame count, and ``frames_resumed``, those a previous attempt had finished); none: an image job.
 
     ``threads``: torch's intra-op threads for this job (the same on every backend, so results are bitwise
     equal); ``gpu``: the GPU of this worker, which ``auto``/``cuda`` jobs run on.
     """
     from .transfer import run  # the commands layer's run; imported here so a worker's start-up stays light
+    from .video import stylize_video
 
     torch.set_num_threads(threads)
     if gpu is not None and cfg.device in ("auto", "cuda"):
@@ -62,9 +67,11 @@ def run_job(cfg: Config, threads: int, gpu: int | None = None) -> dict[str, Any]
     log.addHandler(collect)
     log.setLevel(logging.WARNING)
     log.propagate = False  # warnings go to the ledger, not to a worker's stderr
+    if video is not None:  # the same work-folder settings (video.json) from any backend or folder: a rerun resumes
+        cfg = dataclasses.replace(cfg, style=[str(Path(p).resolve()) for p in cfg.style])
     t0 = time.perf_counter()
     try:
-        result = run(cfg)
+        result = run(cfg) if video is None else stylize_video(video, cfg)
     except StylizeError as e:
         return {"status": "failed", "error": str(e), "seconds": round(time.perf_counter() - t0, 3)}
     except Exception as e:  # a bug: the batch goes on, and the ledger names it
@@ -74,6 +81,11 @@ def run_job(cfg: Config, threads: int, gpu: int | None = None) -> dict[str, Any]
         log.removeHandler(collect)
         log.setLevel(level)
         log.propagate = propagate
+    if video is not None:
+        resumed = sum(f.resumed for f in result.frames)
+        return {"status": "done" if result.status == "completed" else "interrupted",
+                "seconds": round(time.perf_counter() - t0, 3), "frames": len(result.frames), "fps": str(result.fps),
+                "frames_resumed": resumed or None, "warnings": sorted(set(collect.messages)) or None}
     final = result.output_losses or (result.history[-1] if result.history else None)
     losses = {k: getattr(final, k) for k in ("total", "style", "content", "tv")} if final else None
     return {"status": "interrupted" if result.interrupted else "done", "seconds": round(time.perf_counter() - t0, 3),
@@ -150,17 +162,18 @@ def _serve(conn, threads: int, gpu: int | None) -> None:
     """A local worker's loop: jobs in, ledger fields out, until told to stop (None)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle: it stops the workers
     weights.keep_files_loaded()
-    from . import transfer  # noqa: F401  (loaded before the first job: "started" means the job runs)
+    from . import transfer, video  # noqa: F401  (loaded before the first job: "started" means the job runs)
 
     conn.send("ready")
     while True:
         try:
-            cfg = conn.recv()
+            task = conn.recv()
         except EOFError:
             return
-        if cfg is None:
+        if task is None:
             return
-        conn.send(run_job(cfg, threads, gpu))
+        cfg, video = task
+        conn.send(run_job(cfg, threads, gpu, video))
 
 
 class LocalSlot:
@@ -185,8 +198,8 @@ class LocalSlot:
             self.process.join(1)
             raise StylizeError(f"a batch worker failed to start (exit code {self.process.exitcode}).") from None
 
-    def submit(self, cfg: Config) -> None:
-        self.conn.send(cfg)
+    def submit(self, cfg: Config, video: Any = None) -> None:
+        self.conn.send((cfg, video))
 
     def handles(self) -> list:
         return [self.conn, self.process.sentinel]
@@ -315,10 +328,10 @@ class _Worker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, cfg: Config) -> dict[str, Any]:
+    def run(self, cfg: Config, video: Any = None) -> dict[str, Any]:
         gpus = import_ray().get_gpu_ids()
         # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPU: inside, it is cuda:0.
-        return run_job(cfg, self.threads, 0 if gpus else None)
+        return run_job(cfg, self.threads, 0 if gpus else None, video)
 
 
 class RaySlot:
@@ -342,12 +355,14 @@ class RaySlot:
         self.ref = None
         self.job: Any = None
 
-    def submit(self, cfg: Config) -> None:
+    def submit(self, cfg: Config, video: Any = None) -> None:
         # Absolute paths: the actor may run in another folder (or, with a shared file system, another node).
         absolute = lambda p: str(Path(p).resolve())  # noqa: E731
         cfg = dataclasses.replace(cfg, content=absolute(cfg.content), style=[absolute(s) for s in cfg.style],
                                   output=absolute(cfg.output))
-        self.ref = self.actor.run.remote(cfg)
+        if video is not None:
+            video = dataclasses.replace(video, input=absolute(video.input), output=absolute(video.output))
+        self.ref = self.actor.run.remote(cfg, video)
 
     def result(self) -> dict[str, Any] | None:
         ready, _ = self.ray.wait([self.ref], timeout=0)

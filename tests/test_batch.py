@@ -314,3 +314,106 @@ def test_ray_missing_or_unreachable_is_one_line(pair, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "ray", None)
     with pytest.raises(StylizeError, match=r"pip install 'stylize\[ray\]'"):
         batch.run(_bc(tmp, contents, styles, backend="ray"))
+
+
+# ---- videos: one video per worker (stylize video's code), beside image jobs ----------------------------------------
+
+def _clip(path: Path, n: int = 3, fps: int = 10) -> Path:
+    """A tiny H.264 clip: n frames of 32x32 px, a smooth gradient shifting by 2 px a frame."""
+    av = pytest.importorskip("av")
+    base = np.linspace(0, 255, 48)[None, :, None] * np.array([1.0, 0.6, 0.3]) + np.linspace(0, 60, 32)[:, None, None]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for k in range(n):
+            pixels = np.ascontiguousarray(base[:, 2 * k:2 * k + 32].clip(0, 255).astype(np.uint8))
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = k
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_a_video_content_is_a_video_job(pair, monkeypatch):
+    tmp, contents, styles = pair
+    _clip(tmp / "photos" / "clip.mp4")
+    gif = [Image.fromarray(np.full((32, 32, 3), 40 * k, np.uint8)) for k in range(3)]
+    gif[0].save(tmp / "anim.gif", save_all=True, append_images=gif[1:], duration=100)
+    jobs = batch.jobs(_bc(tmp, [tmp / "photos", tmp / "anim.gif"], styles[:1], video_steps=2))
+    assert [(j.output.name, j.video is not None) for j in jobs] == [
+        ("clip__s0.mp4", True), ("p0__s0.png", False), ("p1__s0.png", False), ("anim__s0.mp4", True)]
+    clip = jobs[0]
+    assert (clip.video.input, clip.video.output, clip.video.steps, clip.video.first_steps) == \
+        (str(tmp / "photos" / "clip.mp4"), str(tmp / "out" / "clip__s0.mp4"), 2, None)  # frame 1: the config's steps
+    # the id: the video's bytes, the config and the video settings
+    again = batch.jobs(_bc(tmp, [tmp / "photos" / "clip.mp4"], styles[:1], video_steps=2))[0]
+    assert again.id == clip.id == batch.job_id(clip.config, clip.video)
+    assert batch.jobs(_bc(tmp, [tmp / "photos" / "clip.mp4"], styles[:1], video_steps=3))[0].id != clip.id
+    assert batch.job_id(clip.config) != clip.id
+    # no [video] extra: one line naming the job, before anything is written
+    monkeypatch.setitem(__import__("sys").modules, "cv2", None)
+    with pytest.raises(StylizeError) as e:
+        batch.run(_bc(tmp, [tmp / "photos"], styles[:1]))
+    assert "clip.mp4" in str(e.value) and "stylize[video]" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_batch_of_an_image_and_a_video_equals_run_and_stylize_video(pair):
+    av = pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    from typer.testing import CliRunner
+
+    from stylize.cli.app import app
+
+    tmp, contents, styles = pair
+    clip = _clip(tmp / "clip.mp4", n=3, fps=10)
+    bc = _bc(tmp, [contents[0], clip], styles[:1], workers=2, video_steps=2)
+    result = batch.run(bc)
+    by_name = {Path(r["output"]).name: r for r in result.records}
+    assert [by_name[n]["status"] for n in ("p0__s0.png", "clip__s0.mp4")] == ["done", "done"], result.records
+    assert by_name["clip__s0.mp4"]["frames"] == 3 and by_name["clip__s0.mp4"]["fps"] == "10"
+    assert "frames" not in by_name["p0__s0.png"]
+    with av.open(str(tmp / "out" / "clip__s0.mp4")) as out:
+        assert sum(1 for _ in out.decode(out.streams.video[0])) == 3 and out.streams.video[0].average_rate == 10
+    # The video's frames are a plain `stylize video`'s with the same settings (frame 1: --steps 3, later: 2), bitwise.
+    torch.set_num_threads(result.plan.threads)
+    ref = CliRunner().invoke(app, ["video", str(clip), str(styles[0]), "-o", str(tmp / "ref.mp4"), "--size", "32",
+                                   "--first-steps", "3", "--steps", "2", "--weights", "untrained", "--device", "cpu",
+                                   "-q"])
+    assert ref.exit_code == 0, ref.output
+    for k in range(1, 4):
+        a = np.asarray(Image.open(tmp / "ref.frames" / f"frame{k:06d}.png"))
+        b = np.asarray(Image.open(tmp / "out" / "clip__s0.frames" / f"frame{k:06d}.png"))
+        assert np.array_equal(a, b), f"frame {k} differs"
+    n = len(_events(tmp))
+    again = batch.run(bc)
+    assert again.skipped == 2 and again.exit_code == 0 and len(_events(tmp)) == n
+    # A video cut short (its output and last frame gone): the rerun redoes it from its first missing frame.
+    frame3 = (tmp / "out" / "clip__s0.frames" / "frame000003.png").read_bytes()
+    (tmp / "out" / "clip__s0.frames" / "frame000003.png").unlink()
+    (tmp / "out" / "clip__s0.mp4").unlink()
+    third = batch.run(bc)
+    redone = _events(tmp)[n:]
+    assert third.skipped == 1 and [(Path(e["output"]).name, e["status"]) for e in redone] == \
+        [("clip__s0.mp4", "started"), ("clip__s0.mp4", "done")]
+    assert redone[-1]["frames"] == 3 and redone[-1]["frames_resumed"] == 2
+    assert np.array_equal(np.asarray(Image.open(tmp / "out" / "clip__s0.frames" / "frame000003.png")),
+                          np.asarray(Image.open(__import__("io").BytesIO(frame3))))
+
+
+@pytest.mark.slow
+def test_a_video_on_ray_equals_the_local_pool_s(pair, ray_cluster):
+    pytest.importorskip("cv2")
+    tmp, contents, styles = pair
+    clip = _clip(tmp / "clip.mp4", n=3)
+    local = batch.run(_bc(tmp, [clip], styles[:1], workers=1, video_steps=2))
+    remote = batch.run(dataclasses.replace(_bc(tmp, [clip], styles[:1], workers=1, video_steps=2, backend="ray"),
+                                           output=str(tmp / "ray")))
+    (a,), (b,) = local.records, remote.records
+    assert a["id"] == b["id"] and a["status"] == b["status"] == "done" and a["frames"] == b["frames"] == 3
+    for k in range(1, 4):
+        name = f"clip__s0.frames/frame{k:06d}.png"
+        assert (tmp / "out" / name).read_bytes() == (tmp / "ray" / name).read_bytes(), name

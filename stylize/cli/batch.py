@@ -18,7 +18,8 @@ EPILOG = ("Examples:\n\n"
           "  stylize batch 'shots/*.jpg' --style a.jpg --style b.jpg -o out --workers 2\n\n"
           "  stylize batch --manifest jobs.csv -o out -c untrained     # rows: content,style,any config key\n\n"
           "  stylize batch photos/ --style art/ -o out --backend ray --address auto   # an existing Ray cluster\n\n"
-          "  stylize batch photos/ --style art/ -o out --retry-failed  # rerun: skips done jobs, redoes failed ones")
+          "  stylize batch photos/ --style art/ -o out --retry-failed  # rerun: skips done jobs, redoes failed ones\n\n"
+          "  stylize batch clips/ --style art/ -o out --steps 300 --video-steps 100   # one video per worker")
 
 
 class BatchProgress:
@@ -58,7 +59,7 @@ def _terminate_as_interrupt(signum, frame) -> None:
 
 
 def batch(
-    content: Annotated[Optional[list[str]], typer.Argument(help="Content images: files, folders, globs.", show_default=False)] = None,
+    content: Annotated[Optional[list[str]], typer.Argument(help="Content images or videos (each video is one job): files, folders, globs.", show_default=False)] = None,
     style: Annotated[Optional[list[str]], typer.Option("--style", "-s", help="Style images: files, folders, globs (repeatable); every content gets every style.", show_default=False)] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder of the images, their logs and the ledger batch.jsonl.")] = Path("outputs"),
     manifest: Annotated[Optional[Path], typer.Option(help="Jobs as rows (YAML, CSV, JSONL): content, style and any config key; paths relative to the manifest.", show_default=False)] = None,
@@ -66,18 +67,21 @@ def batch(
     backend: Annotated[str, typer.Option(help="local (a process pool) | ray.")] = "local",
     address: Annotated[Optional[str], typer.Option(help="ray: auto | HOST:PORT | ray://HOST:PORT of an existing cluster \\[default: start a local one].", show_default=False)] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Redo the jobs that failed before (a rerun skips them otherwise).")] = False,
+    video_steps: Annotated[Optional[int], typer.Option(help="Evaluations of each later frame of a video content (stylize video's --steps); its frame 1 runs --steps \\[default: 100].", show_default=False, min=1)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress; the summary and errors only.")] = False,
     *,
     options: ConfigOptions,
 ) -> None:
     """Stylize every CONTENT with every --style (or a --manifest's rows), resumably: DIR/<content>__<style>.png with
-    its logs per job, and DIR/batch.jsonl, the ledger a rerun reads to skip what is done. Exit 0: all done; 1: some
+    its logs per job, and DIR/batch.jsonl, the ledger a rerun reads to skip what is done. A video CONTENT (or an
+    animated GIF/WebP) is one job on one worker, its frames in order: DIR/<content>__<style>.mp4. Exit 0: all done; 1: some
     failed; 2: bad input; 130: Ctrl-C (finished jobs are kept)."""
     values = dict(options.values)
     config, sets = values.pop("config"), values.pop("set_") or []
     overrides = config_flags(values)
     bc = batch_lib.BatchConfig(content or [], style or [], str(output), config, list(sets), overrides,
-                               None if manifest is None else str(manifest), workers, backend, address, retry_failed)
+                               None if manifest is None else str(manifest), workers, backend, address, retry_failed,
+                               video_steps)
     console = Console(stderr=True, highlight=False)
     progress = BatchProgress(console, quiet)
     previous_term = signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # `kill` stops the batch as Ctrl-C does
