@@ -50,6 +50,20 @@ def test_run_help_shows_the_config_defaults():
         assert shown in text
 
 
+def test_shared_options_keep_one_name_and_a_command_may_reword_one():
+    """batch and video take run's config options (cli/options.py); video's --steps counts its later frames."""
+    from stylize.video import VideoConfig
+
+    def options(command):
+        return " ".join(invoke(command, "--help").stdout.replace("│", " ").split())
+
+    run_help, video_help = options("run"), options("video")
+    for flag in ("--size", "--weights", "--region", "--max-memory", "--style-weight", "--set"):
+        assert flag in run_help and flag in video_help and flag in options("batch")
+    assert "Closure evaluations (at the final size). [default: 300]" in run_help
+    assert f"Evaluations of each LATER frame (frame 1: --first-steps) [default: {VideoConfig.steps}]" in video_help
+
+
 def test_run_writes_image_and_logs(pair, tmp_path):
     out = tmp_path / "res" / "out.png"
     result = invoke("run", *pair, "-o", out, *TINY)

@@ -27,6 +27,7 @@ from ..errors import StylizeError
 from ..outputs import AtomicFiles
 from ..optimize import StepRecord
 from ..transfer import run as run_transfer
+from ..video import VideoConfig
 from ..version import __version__
 
 log = logging.getLogger("stylize")
@@ -234,7 +235,7 @@ app.command(name="batch", epilog=_batch.EPILOG)(config_options(_batch.batch))
              "  stylize video clip.mp4 painting.jpg -o frames/ --frames 1:48 --fps 12   # a folder of PNGs\n\n"
              "  stylize video anim.gif painting.jpg -o out.mp4 --first-steps 300 --steps 100 --temporal-weight 1e4\n\n"
              "  stylize video clip.mp4 painting.jpg -o styled.mp4 --encode-partial   # after Ctrl-C: encode what is done")
-@config_options
+@config_options(help={"steps": rf"Evaluations of each LATER frame (frame 1: --first-steps) \[default: {VideoConfig.steps}]"})
 def video(
     input_: Annotated[Path, typer.Argument(metavar="IN", help="A video file, a folder of frames, or an animated GIF/WebP.", show_default=False)],
     style: Annotated[Optional[list[Path]], typer.Argument(help="Style image(s); several are blended (default: the bundled demo).", show_default=False)] = None,

@@ -42,8 +42,13 @@ def _key(name: str, kind: type, text: str, *decls: str) -> inspect.Parameter:
 
 def _option(name: str, kind: type, text: str, *decls: str) -> inspect.Parameter:
     option = typer.Option(*decls, help=text, show_default=False)
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                             annotation=Annotated[Optional[kind], option])
+    parameter = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                  annotation=Annotated[Optional[kind], option])
+    _MADE[name] = (kind, decls)
+    return parameter
+
+
+_MADE: dict[str, tuple[type, tuple[str, ...]]] = {}  # how each option was made, for a command's own help text
 
 
 #: In the order ``--help`` lists them.
@@ -104,12 +109,17 @@ class ConfigOptions:
         return build_config(self.values["config"], self.values["set_"] or (), given, base=base)
 
 
-def config_options(command: Callable) -> Callable:
+def config_options(command: Callable | None = None, *, help: dict[str, str] | None = None) -> Callable:
     """Give ``command`` every shared option; it receives them as one ``options: ConfigOptions`` argument.
 
     Typer reads a command's options from its signature, so the wrapper's signature is the command's own
-    parameters (less ``options``) followed by :data:`OPTIONS`.
+    parameters (less ``options``) followed by :data:`OPTIONS`. ``help``: this command's own help text of some
+    of them, where they mean something else here (``video``'s ``--steps``): ``@config_options(help={...})``.
     """
+    if command is None:
+        return functools.partial(config_options, help=help)
+    shared = [p if p.name not in (help or {}) else _option(p.name, *_MADE[p.name][:1], help[p.name], *_MADE[p.name][1])
+              for p in OPTIONS]
     own = [p for name, p in inspect.signature(command, eval_str=True).parameters.items() if name != "options"]
     clash = _NAMES & {p.name for p in own}
     assert not clash, f"{command.__name__} redefines shared options {sorted(clash)}"
@@ -119,6 +129,6 @@ def config_options(command: Callable) -> Callable:
         shared = {name: kwargs.pop(name) for name in _NAMES}
         return command(**kwargs, options=ConfigOptions(shared))
 
-    wrapper.__signature__ = inspect.Signature([*own, *OPTIONS])
-    wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *OPTIONS]}
+    wrapper.__signature__ = inspect.Signature([*own, *shared])
+    wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *shared]}
     return wrapper
