@@ -74,3 +74,36 @@ class StopAt:
     def __call__(self, record):
         if record.step == self.step:
             raise KeyboardInterrupt
+
+
+def write_clip(path, pixels: list, fps: int = 10, seconds: float | None = None):
+    """An H.264 clip of ``pixels`` (uint8 (H, W, 3) arrays; none: no video stream) at ``fps``, with an AAC tone
+    of ``seconds`` (None: no audio). Needs PyAV (skips without it)."""
+    from fractions import Fraction
+
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps) if pixels else None
+        if stream is not None:
+            stream.width, stream.height, stream.pix_fmt = pixels[0].shape[1], pixels[0].shape[0], "yuv420p"
+        tone = container.add_stream("aac", rate=8000) if seconds is not None else None
+        if tone is not None:
+            tone.layout = "mono"
+        for k, array in enumerate(pixels):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+            frame.pts = k
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode() if stream is not None else ():
+            container.mux(packet)
+        if tone is not None:
+            samples = int(8000 * seconds)
+            wave = (0.2 * np.sin(np.arange(samples) * 0.3)).astype(np.float32)[None]
+            for start in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(wave[:, start:start + 1024], format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts, chunk.time_base = 8000, start, Fraction(1, 8000)
+                for packet in tone.encode(chunk):
+                    container.mux(packet)
+            for packet in tone.encode():
+                container.mux(packet)
+    return path

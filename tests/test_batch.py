@@ -19,6 +19,7 @@ from stylize import batches as batch, ledger, workers
 from stylize.config import build_config
 from stylize.errors import StylizeError
 from stylize.transfer import run as run_transfer
+from conftest import write_clip
 
 TINY = {"size": 32, "steps": 3, "weights": "untrained", "device": "cpu"}
 
@@ -179,19 +180,6 @@ def _check_retried(tmp, pid: int, jobs: int) -> None:
 
 
 @pytest.mark.slow
-def test_a_killed_local_worker_s_job_is_retried(pair):
-    tmp, contents, styles = pair
-    bc = _bc(tmp, contents[:1], styles[:1], workers=1, overrides={"steps": 20})
-    out: list = []
-    thread = threading.Thread(target=lambda: out.append(batch.run(bc)))
-    thread.start()
-    pid = _kill_first_worker(tmp)
-    thread.join(300)
-    assert out and out[0].exit_code == 0
-    _check_retried(tmp, pid, 1)
-
-
-@pytest.mark.slow
 def test_an_unreachable_address_is_one_line_within_30_s(pair):
     ray = pytest.importorskip("ray")
     if ray.is_initialized():  # joined already (the fixture below): an --address is not dialled again
@@ -202,6 +190,22 @@ def test_an_unreachable_address_is_one_line_within_30_s(pair):
         batch.run(_bc(tmp, contents, styles, backend="ray", address="127.0.0.1:1"))
     assert time.monotonic() - t0 < 30
     assert not (tmp / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_a_killed_worker_s_job_is_retried(pair, backend, request):
+    if backend == "ray":
+        request.getfixturevalue("ray_cluster")  # a local cluster on 127.0.0.1, shared by the module's Ray tests
+    tmp, contents, styles = pair
+    bc = _bc(tmp, contents[:1], styles[:1], workers=1, backend=backend, overrides={"steps": 20})
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(batch.run(bc)))
+    thread.start()
+    pid = _kill_first_worker(tmp)
+    thread.join(300)
+    assert out and out[0].exit_code == 0
+    _check_retried(tmp, pid, 1)
 
 
 # ---- the command --------------------------------------------------------------------------------------------------
@@ -294,19 +298,6 @@ def test_ray_results_equal_local_bitwise(pair, ray_cluster):
     assert {e["backend"] for e in ledger.read(tmp / "ray" / ledger.NAME) if e["status"] == "started"} == {"ray"}
 
 
-@pytest.mark.slow
-def test_a_killed_ray_worker_s_job_is_retried(pair, ray_cluster):
-    tmp, contents, styles = pair
-    bc = _bc(tmp, contents[:1], styles[:1], workers=1, backend="ray", overrides={"steps": 20})
-    out: list = []
-    thread = threading.Thread(target=lambda: out.append(batch.run(bc)))
-    thread.start()
-    pid = _kill_first_worker(tmp)
-    thread.join(300)
-    assert out and out[0].exit_code == 0
-    _check_retried(tmp, pid, 1)
-
-
 def test_ray_missing_or_unreachable_is_one_line(pair, monkeypatch):
     tmp, contents, styles = pair
     with pytest.raises(StylizeError, match="add --backend ray"):
@@ -320,20 +311,8 @@ def test_ray_missing_or_unreachable_is_one_line(pair, monkeypatch):
 
 def _clip(path: Path, n: int = 3, fps: int = 10) -> Path:
     """A tiny H.264 clip: n frames of 32x32 px, a smooth gradient shifting by 2 px a frame."""
-    av = pytest.importorskip("av")
     base = np.linspace(0, 255, 48)[None, :, None] * np.array([1.0, 0.6, 0.3]) + np.linspace(0, 60, 32)[:, None, None]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for k in range(n):
-            pixels = np.ascontiguousarray(base[:, 2 * k:2 * k + 32].clip(0, 255).astype(np.uint8))
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts = k
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_clip(path, [base[:, 2 * k:2 * k + 32].clip(0, 255).astype(np.uint8) for k in range(n)], fps)
 
 
 def test_a_video_content_is_a_video_job(pair, monkeypatch):

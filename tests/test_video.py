@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from stylize import flow, losses
 from stylize.objective import LossWeights, Terms
+from conftest import write_clip
 
 pytest.importorskip("cv2")
 
@@ -143,33 +144,8 @@ def clip_frames(n: int, side: int = 32):
 
 
 def make_clip(path, n: int = 5, fps: int = 10, audio: bool = True, video_stream: bool = True) -> None:
-    """A tiny H.264 clip (32x32) with an AAC tone of the same duration."""
-    with av.open(str(path), "w") as container:
-        stream = None
-        if video_stream:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        tone = container.add_stream("aac", rate=8000) if audio else None
-        if tone is not None:
-            tone.layout = "mono"
-        if stream is not None:
-            for k, pixels in enumerate(clip_frames(n)):
-                f = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-                f.pts = k
-                for packet in stream.encode(f):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        if tone is not None:
-            samples = 8000 * n // fps
-            wave = (0.2 * np.sin(np.arange(samples) * 0.3)).astype(np.float32)[None]
-            for start in range(0, samples, 1024):
-                chunk = av.AudioFrame.from_ndarray(wave[:, start:start + 1024], format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts, chunk.time_base = 8000, start, Fraction(1, 8000)
-                for packet in tone.encode(chunk):
-                    container.mux(packet)
-            for packet in tone.encode():
-                container.mux(packet)
+    """A tiny H.264 clip (32x32) of the moving square with an AAC tone of the same duration."""
+    write_clip(path, list(clip_frames(n)) if video_stream else [], fps, seconds=n / fps if audio else None)
 
 
 def audio_packets(path):
