@@ -27,7 +27,7 @@ from ..errors import StylizeError
 from ..outputs import AtomicFiles
 from ..optimize import StepRecord
 from ..transfer import run as run_transfer
-from ..video import VideoConfig
+from .. import video as video_lib
 from ..version import __version__
 
 log = logging.getLogger("stylize")
@@ -235,7 +235,7 @@ app.command(name="batch", epilog=_batch.EPILOG)(config_options(_batch.batch))
              "  stylize video clip.mp4 painting.jpg -o frames/ --frames 1:48 --fps 12   # a folder of PNGs\n\n"
              "  stylize video anim.gif painting.jpg -o out.mp4 --first-steps 300 --steps 100 --temporal-weight 1e4\n\n"
              "  stylize video clip.mp4 painting.jpg -o styled.mp4 --encode-partial   # after Ctrl-C: encode what is done")
-@config_options(help={"steps": rf"Evaluations of each LATER frame (frame 1: --first-steps) \[default: {VideoConfig.steps}]"})
+@config_options(help={"steps": rf"Evaluations of each LATER frame (frame 1: --first-steps) \[default: {video_lib.VideoConfig.steps}]"})
 def video(
     input_: Annotated[Path, typer.Argument(metavar="IN", help="A video file, a folder of frames, or an animated GIF/WebP.", show_default=False)],
     style: Annotated[Optional[list[Path]], typer.Argument(help="Style image(s); several are blended (default: the bundled demo).", show_default=False)] = None,
@@ -255,8 +255,6 @@ def video(
     previous output warped by optical flow and is held to it where the flow is consistent. Here --steps counts
     each LATER frame's evaluations \[default: 100]; frame 1 runs --first-steps. Finished frames go to a work folder
     next to OUT (<stem>.frames/); rerun the same command to continue after Ctrl-C."""
-    from .. import video as video_lib  # torch-heavy
-
     later = options.values["steps"]
     cfg = ConfigOptions({**options.values, "steps": None}).build(style=style, temporal_weight=temporal_weight)
     vcfg = video_lib.VideoConfig(str(input_), str(output), frames, fps, later or video_lib.VideoConfig.steps,
@@ -316,18 +314,8 @@ def bench(
         images.check_output_path(json_, suffixes=(".json",))
     console = Console(highlight=False)
     if high_res:
-        gib = lambda b: f"{b / 2**30:.2f}"  # noqa: E731
-        console.print("size  WxH  MP  mode  tiles(tile+halo)  history  predicted GiB  peak RSS GiB  setup s  s/eval  s/eval/MP")
-
-        def line(r):
-            if r.get("error"):
-                console.print(f"{r['size']}  {r['width']}x{r['height']}  {r['mode']}: {r['error']}")
-                return
-            tiles = f"{r['tiles']} ({r['tile']}+{r['halo']})" if r["tile"] else "1"
-            console.print(f"{r['size']}  {r['width']}x{r['height']}  {r['megapixels']:.2f}  {r['mode']}  {tiles}  {r['history']}  "
-                          f"{gib(r['predicted_peak_bytes'])}  {gib(r['peak_rss_bytes'])}  {r['setup_s']:.1f}  "
-                          f"{r['median_s']:.2f}  {r['s_per_mp']:.2f}")
-        rows = bench_lib.bench_high_res(settings, on_row=line)
+        console.print(tables.HIGH_RES_HEADER)
+        rows = bench_lib.bench_high_res(settings, on_row=lambda r: console.print(tables.high_res_row(r)))
         if json_ is not None:
             with AtomicFiles() as files:
                 logs.write_json({"high_res": rows}, files.stage(json_))

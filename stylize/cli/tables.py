@@ -49,6 +49,21 @@ class BenchTable:
         self.console.print(f"config: {result.config}; weights: {result.weights}")
 
 
+HIGH_RES_HEADER = ("size  WxH  MP  mode  tiles(tile+halo)  history  predicted GiB  peak RSS GiB  setup s  s/eval  "
+                   "s/eval/MP")
+
+
+def high_res_row(r: dict) -> str:
+    """One row of `stylize bench --high-res` (bench.bench_high_res), under :data:`HIGH_RES_HEADER`."""
+    if r.get("error"):
+        return f"{r['size']}  {r['width']}x{r['height']}  {r['mode']}: {r['error']}"
+    gib = lambda b: f"{b / 2**30:.2f}"  # noqa: E731
+    tiles = f"{r['tiles']} ({r['tile']}+{r['halo']})" if r["tile"] else "1"
+    return (f"{r['size']}  {r['width']}x{r['height']}  {r['megapixels']:.2f}  {r['mode']}  {tiles}  {r['history']}  "
+            f"{gib(r['predicted_peak_bytes'])}  {gib(r['peak_rss_bytes'])}  {r['setup_s']:.1f}  {r['median_s']:.2f}  "
+            f"{r['s_per_mp']:.2f}")
+
+
 def si(n: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= scale:
