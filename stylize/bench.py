@@ -386,42 +386,37 @@ def bench(settings: BenchConfig, on_row=None) -> BenchResult:
 
 
 def _high_res_probe(size: int, cfg: Config, mode: str, repeat: int) -> dict[str, Any]:
-    """In a fresh process: one stage at ``size`` as the plan makes it (``mode="planned"``, under ``cfg.max_memory``
-    or the available memory) or whole-image (``mode="whole"``): setup, ``repeat`` evaluations, peak RSS.
-
-    The LBFGS history the plan gives the stage is allocated and touched before the evaluations: what a run holds
-    once its history is full (a full run at these sizes is too long to wait for here)."""
+    """In a fresh process: a real run (:func:`stylize.transfer.run`, one stage at ``size``, the demo pair, nothing
+    written) as the plan makes it (``mode="planned"``: under ``cfg.max_memory`` or the available memory) or
+    whole-image (``mode="whole"``: the bound lifted), long enough that the LBFGS history the plan gives the
+    stage is full before the ``repeat`` evaluations that are timed (``history + 1 + repeat`` evaluations, one
+    per LBFGS iteration without a line search); its peak RSS (VmHWM) is then what a run of that size holds."""
     from . import plan
     from .schedule import Stage
 
     backend = devices.resolve("cpu", cfg)
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
-    content, style = _images(size, backend.device)
-    _, _, height, width = content.shape
-    stage = Stage(size, width, height, 1)
+    _, _, height, width = _images(size, backend.device)[0].shape
     bound = None if mode == "whole" else plan.budget(cfg, backend.device)[0]
-    chosen = plan.plan_stage(stage, cfg, cut, backend.device, bound)
+    chosen = plan.plan_stage(Stage(size, width, height, 1), cfg, cut, backend.device, bound)
     if chosen is None:
         return {"size": size, "width": width, "height": height, "mode": mode, "error": "does not fit"}
-    net, _ = load_features(cfg.weights, cut, cfg.pooling)
-    net = backend.prepare(net)
-    history = [torch.ones(2 * chosen.history, 3 * width * height)]  # LBFGS's old_dirs + old_stps, touched
-    start = time.perf_counter()
-    objective = backend.objective(net, content, [style], cfg, tile=chosen.tile)
-    setup_s = time.perf_counter() - start
-    image = _noise(content, cfg.seed).requires_grad_(True)
-    times = []
-    with backend.deterministic():
-        for _ in range(repeat):
-            start = time.perf_counter()
-            objective.backward(evaluate(objective, image))
-            times.append(time.perf_counter() - start)
-    del history
+    content, style = demo_pair()
+    lifted = "1e15" if mode == "whole" else cfg.max_memory  # bytes
+    out = run(dataclasses.replace(cfg, content=str(content), style=[str(style)], size=size, scales="none",
+                                  steps=chosen.history + 1 + repeat, plateau_tol=0.0, max_memory=lifted, device="cpu"),
+              write=False)
+    stage = out.plan["stages"][0]
+    seconds = [r.seconds for r in out.history]
+    times = [b - a for a, b in zip(seconds, seconds[1:])][-repeat:]
     mp = width * height / 1e6
-    return {"size": size, "width": width, "height": height, "megapixels": mp, "mode": chosen.mode,
-            "tile": chosen.tile, "tiles": chosen.tiles, "halo": chosen.halo, "history": chosen.history,
-            "predicted_peak_bytes": chosen.peak_bytes, "peak_rss_bytes": peak_rss_bytes(), "setup_s": setup_s,
-            "eval_s": times, "median_s": statistics.median(times), "s_per_mp": statistics.median(times) / mp}
+    return {"size": size, "width": width, "height": height, "megapixels": mp, "mode": stage["mode"],
+            "tile": stage["tile"], "tiles": stage["tiles"], "halo": stage["halo"], "history": stage["history"],
+            "evaluations": len(out.history), "predicted_peak_bytes": out.plan["peak_bytes"],
+            "peak_rss_bytes": peak_rss_bytes(),
+            "setup_s": out.timings["setup_s"] + out.timings["optimize_s"] - seconds[-1],  # all but the evaluations
+            "eval_s": times, "median_s": statistics.median(times), "s_per_mp": statistics.median(times) / mp,
+            "run_s": out.timings["optimize_s"]}
 
 
 def bench_high_res(settings: BenchConfig, on_row=None) -> list[dict[str, Any]]:

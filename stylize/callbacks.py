@@ -78,9 +78,13 @@ class RunHooks:
         image = self.image.detach().clamp(0, 1)
         return colors.original_colors(image, self.content) if self.cfg.original_colors else image
 
+    @property
+    def checkpoints(self) -> bool:
+        """Whether the loop should hand :meth:`boundary` its state (a snapshot: image-sized clones, so not at all
+        when nothing is saved)."""
+        return bool(self.write and self.cfg.checkpoint_every)
+
     def boundary(self, state: LoopState) -> None:
-        if not (self.write and self.cfg.checkpoint_every):
-            return
         self.latest = (self.stage, self.earlier, state)
         step = len(self.earlier) + len(state.history)
         if step - self.saved_step >= self.cfg.checkpoint_every:

@@ -27,9 +27,6 @@ from .tiled import TiledObjective
 BACKENDS = {"cpu": "TorchBackend", "cuda": "TorchBackend", "dlp-sim": "stylize.dlp.backend:DlpBackend"}
 
 
-TILED_REGIONS_REFUSED = ("regional styles (--region, --seg) do not work with tiled evaluation yet, and the memory plan "
-                         "tiles at this size. Use a smaller --size or a larger --max-memory.")
-
 class Backend:
     """A device as the pipeline sees it. Subclasses override what differs."""
 
@@ -60,9 +57,8 @@ class Backend:
         (a stage's :class:`~stylize.regions.StageRegions`) makes the style losses guided Gram losses on either;
         ``tile`` (the memory plan's): the same, evaluated tile by tile (:class:`~stylize.tiled.TiledObjective`)."""
         if tile is not None:
-            if regions is not None:
-                raise StylizeError(TILED_REGIONS_REFUSED)
-            return TiledObjective.build(net, content, styles, cfg, tile, fast=self.fast_path and not cfg.exact)
+            return TiledObjective.build(net, content, styles, cfg, tile, fast=self.fast_path and not cfg.exact,
+                                        regions=regions)
         if self.fast_path and not cfg.exact:
             return FusedObjective.build(net, content, styles, cfg, regions=regions)
         return PlainObjective.build(net, content, styles, cfg, regions=regions)

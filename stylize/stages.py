@@ -86,7 +86,7 @@ def run_stages(backend: Backend, net: nn.Module, cfg: Config, content_pil, style
                               first_step=len(history) + 1, size=stage.size,
                               elapsed=history[-1].seconds if history else 0.0,
                               resume=resumed if k == first else None, on_step=hooks.step,
-                              on_boundary=hooks.boundary, **loop_settings(cfg, stage))
+                              on_boundary=hooks.boundary if hooks.checkpoints else None, **loop_settings(cfg, stage))
             history, events = history + result.history, events + result.events
             previous = (result.image, stage_init)
             if result.status in ("interrupted", "diverged"):

@@ -24,7 +24,10 @@ summed over its tiles), through the same kernels as the evaluation, so the conte
 ``fused``: the convolutions are the fast path's kernels (:func:`stylize.fused.conv3x3`, NNPACK on the CPU) and
 the Gram products :func:`stylize.fused.gram_product`; else the seed's modules as built.
 
-Out of scope: regional masks (issue 20) are not combined with tiles.
+Regional styles (:class:`~stylize.losses.MaskedStyleLoss`) tile the same way: a guided Gram
+``(F m_r)(F m_r)^T / (C sum m_r^2)`` is a sum over pixels too. Each region's mask is carried to the layer's size
+once, on the whole image (:func:`~stylize.losses.mask_at`, erosion included), and each tile takes its interior's
+crop; pass 2's upstream gradient is ``sum_r (dL/dG_r + dL/dG_r^T) F m_r^2 / (C sum m_r^2)``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from torch import nn
 
 from . import features, fused
 from .config import Config
-from .losses import ContentLoss, StyleLoss, blended_gram, tv_loss
+from .losses import ContentLoss, MaskedStyleLoss, StyleLoss, blended_gram, mask_at, tv_loss
 from .objective import LossWeights, Objective, Terms, normalized, style_model
 
 
@@ -130,19 +133,31 @@ def _matrix(f: torch.Tensor) -> torch.Tensor:
 
 
 def gram_sums(net: _Network, x: torch.Tensor, taps: Sequence[StyleLoss], tile: int, margin: int,
-              content: Sequence[ContentLoss] = ()) -> tuple[dict, dict, dict]:
+              content: Sequence[ContentLoss] = (), masks: dict | None = None) -> tuple[dict, dict, dict]:
     """One pass over the tiles, without autograd: ``sum over tiles of F F^T`` (the image's, unnormalized) of each
-    style tap, each tap's feature count, and each content tap's summed squared error ``sum (F - T)^2``."""
+    style tap, each tap's feature count, and each content tap's summed squared error ``sum (F - T)^2``.
+
+    ``masks``: for a tap in it, (R, 1, H, W) masks at the tap's size over the whole image; its sum is then the
+    (R, C, C) stack of ``sum over tiles of (F m_r)(F m_r)^T``."""
     h, w = x.shape[-2:]
+    masks = masks or {}
     sums, counts, sq = {}, {}, {tap: x.new_zeros(()) for tap in content}
+
+    def gram(m: torch.Tensor) -> torch.Tensor:
+        return fused.gram_product(m.contiguous()) if net.fast else torch.mm(m, m.t())
+
     with torch.no_grad():
         for t in tiles(h, w, tile, margin, net.grid):
             feats = net.run(x[..., t.ty0:t.ty1, t.tx0:t.tx1], t, h, w)
             for tap in taps:
-                m = _matrix(feats[tap])
-                g = fused.gram_product(m.contiguous()) if net.fast else torch.mm(m, m.t())
+                f = feats[tap]
+                if tap in masks:
+                    m = _crop(masks[tap], t, f, net.levels[tap])
+                    g = torch.stack([gram(_matrix(f * m[r:r + 1])) for r in range(m.shape[0])])
+                else:
+                    g = gram(_matrix(f))
                 sums[tap] = g if tap not in sums else sums[tap].add_(g)
-                counts[tap] = counts.get(tap, 0) + m.shape[1]
+                counts[tap] = counts.get(tap, 0) + f.shape[-2] * f.shape[-1]
             for tap in content:
                 f = feats[tap]
                 sq[tap] += (f - _crop(tap.target, t, f, net.levels[tap])).square().sum()
@@ -176,17 +191,27 @@ class TiledObjective(Objective):
 
     @classmethod
     def build(cls, net: nn.Module, content: torch.Tensor, styles: Sequence[torch.Tensor], cfg: Config, tile: int,
-              fast: bool = False) -> "TiledObjective":
-        """The objective of ``cfg``'s layers over ``net``; the targets computed tile by tile (bounded memory)."""
-        plain, content_losses, style_losses = style_model(net, content, styles, cfg, targets=False)
+              fast: bool = False, regions=None) -> "TiledObjective":
+        """The objective of ``cfg``'s layers over ``net``; the targets computed tile by tile (bounded memory);
+        ``regions``: a stage's :class:`~stylize.regions.StageRegions` (guided Gram losses)."""
+        plain, content_losses, style_losses = style_model(net, content, styles, cfg, targets=False, regions=regions)
         obj = cls(plain, content_losses, style_losses, LossWeights.of(cfg), tile, fast)
-        obj.set_targets(content, styles, cfg.style_blend)
+        obj.set_targets(content, styles)
         normalized(cfg, content_losses, style_losses)
         return obj
 
-    def set_targets(self, content: torch.Tensor, styles: Sequence[torch.Tensor], blend: Sequence[float] | None) -> None:
+    def _masks(self, tap: StyleLoss, height: int, width: int) -> torch.Tensor | None:
+        """A masked tap's region masks at its layer's size over a ``height`` x ``width`` image (None: not masked);
+        a region empty at that size has its weight 0 (:meth:`MaskedStyleLoss.layer_masks`)."""
+        if not isinstance(tap, MaskedStyleLoss):
+            return None
+        s = 2 ** self.net.levels[tap]
+        return tap.layer_masks((height // s, width // s))[0]
+
+    def set_targets(self, content: torch.Tensor, styles: Sequence[torch.Tensor]) -> None:
         """Content features assembled from the content's tiles; each style image's Gram summed over its tiles,
-        then blended (:func:`stylize.losses.blended_gram`)."""
+        then blended as each tap blends (:func:`stylize.losses.blended_gram`); a masked tap's region ``r`` takes
+        the guided Gram of its own style image under its style map (or all of it)."""
         with torch.no_grad():
             x = _prefix(self.net.prefix, content, set_image_targets=True)
             h, w = x.shape[-2:]
@@ -201,12 +226,25 @@ class TiledObjective(Objective):
             for tap in self.content_losses:
                 tap.target = full[tap]
             grams = []
-            for style in styles:
-                sums, counts, _ = gram_sums(self.net, _prefix(self.net.prefix, style, skip_taps=True), self.style_losses,
-                                         self.tile, self.margin)
-                grams.append({tap: sums[tap] / (sums[tap].shape[0] * counts[tap]) for tap in self.style_losses})
+            for k, style in enumerate(styles):
+                xs = _prefix(self.net.prefix, style, skip_taps=True)
+                masks = {tap: self._style_masks(tap, k, *xs.shape[-2:]) for tap in self.style_losses
+                         if isinstance(tap, MaskedStyleLoss)}
+                sums, counts, _ = gram_sums(self.net, xs, self.style_losses, self.tile, self.margin, masks=masks)
+                grams.append({tap: _normalize(sums[tap], counts[tap], masks.get(tap)) for tap in self.style_losses})
             for tap in self.style_losses:
-                tap.target = blended_gram([g[tap] for g in grams], blend, gram=lambda g: g)
+                if isinstance(tap, MaskedStyleLoss):
+                    tap.target = torch.stack([grams[k][tap][r] for r, k in enumerate(tap.style_of)])
+                else:
+                    tap.target = blended_gram([g[tap] for g in grams], tap.blend, gram=lambda g: g)
+
+    def _style_masks(self, tap: MaskedStyleLoss, k: int, height: int, width: int) -> torch.Tensor:
+        """For style image ``k`` (``height`` x ``width``): per region, its style map at the tap's size, or ones
+        (the whole image gives the target; regions of other styles are computed and not used)."""
+        s = 2 ** self.net.levels[tap]
+        size = (height // s, width // s)
+        ones = torch.ones(1, 1, *size, dtype=tap.masks.dtype, device=tap.masks.device)
+        return torch.cat([ones if m is None else mask_at(m.to(ones), size, tap.erode) for m in tap.style_masks])
 
     def evaluate(self, image: torch.Tensor) -> Terms:
         """Pass 1: the losses from the Grams and squared errors summed over tiles; ``dL/dG`` kept for pass 2."""
@@ -215,18 +253,25 @@ class TiledObjective(Objective):
         h, w = xd.shape[-2:]
         grid = tiles(h, w, self.tile, self.margin, self.net.grid)
         self.n_tiles = len(grid)
-        sums, counts, sq = gram_sums(self.net, xd, self.style_losses, self.tile, self.margin, self.content_losses)
+        masks = {tap: m for tap in self.style_losses if (m := self._masks(tap, h, w)) is not None}
+        sums, counts, sq = gram_sums(self.net, xd, self.style_losses, self.tile, self.margin, self.content_losses,
+                                     masks)
         wts = self.weights
         style_terms, upstream = [], {}
-        for tap in self.style_losses:  # the loss of the summed Gram, as StyleLoss forms it, and its dL/dG
-            g = (sums[tap] / (sums[tap].shape[0] * counts[tap])).requires_grad_()
+        for tap in self.style_losses:  # the loss of the summed Gram, as the loss module forms it, and its dL/dG
+            g = _normalize(sums[tap], counts[tap], masks.get(tap)).requires_grad_()
             with torch.enable_grad():
-                loss = tap.weight * F.mse_loss(g, tap.target)
-                (d,) = torch.autograd.grad(loss, g)
-            tap.loss = loss.detach()
+                if tap in masks:
+                    weights = tap.layer_masks(masks[tap].shape[-2:])[1]
+                    loss = tap.weight * sum(wr * F.mse_loss(g[r], tap.target[r]) for r, wr in enumerate(weights) if wr)
+                else:
+                    loss = tap.weight * F.mse_loss(g, tap.target)
+                (d,) = torch.autograd.grad(loss, g) if isinstance(loss, torch.Tensor) else (torch.zeros_like(g),)
+            tap.loss = loss.detach() if isinstance(loss, torch.Tensor) else g.new_zeros(())
             style_terms.append(tap.loss)
-            # dL/dF of the interior features F (C, n): (dG + dG^T) F / (C N), times the style weight
-            upstream[tap] = (d + d.t()).mul_(wts.style / (d.shape[0] * counts[tap]))
+            # dL/dF of the interior features F (C, n): (dG + dG^T) F / (C N), times the style weight; per region
+            # (dG_r + dG_r^T) / (C sum m_r^2), applied to F m_r^2 in pass 2
+            upstream[tap] = (d + d.transpose(-1, -2)).mul_(wts.style).div_(_norm(d.shape[-1], counts[tap], masks.get(tap)))
         for tap in self.content_losses:
             tap.loss = tap.weight * sq[tap] / tap.target.numel()
         image_terms = [m.loss for m in self.image_taps]
@@ -234,7 +279,7 @@ class TiledObjective(Objective):
         style = sum(style_terms) * wts.style
         tv = tv_loss(image) * wts.tv if wts.tv else 0.0
         graph = (sum(image_terms) * wts.content if image_terms else 0.0) + tv  # what autograd differentiates
-        self._state = (x, grid, upstream, graph)
+        self._state = (x, grid, upstream, graph, masks)
         return Terms(content, style, tv)
 
     def _content_order(self) -> list[ContentLoss]:
@@ -243,7 +288,7 @@ class TiledObjective(Objective):
     def backward(self, terms: Terms) -> None:
         """Pass 2: each tile back-propagates its interior's share of the whole-image gradient; the halo's
         gradient is added too (it feeds the neighbours' interiors)."""
-        x, grid, upstream, graph = self._state
+        x, grid, upstream, graph, masks = self._state
         self._state = None
         xd = x.detach()
         h, w = xd.shape[-2:]
@@ -258,7 +303,12 @@ class TiledObjective(Objective):
                     f = feats[tap]
                     if f.numel():
                         outs.append(f)
-                        grads.append(torch.mm(upstream[tap], _matrix(f).detach()).view_as(f))
+                        fm = _matrix(f).detach()
+                        if tap in masks:  # sum_r U_r (F m_r^2)
+                            m2 = _crop(masks[tap], t, f, self.net.levels[tap]).square().reshape(len(upstream[tap]), 1, -1)
+                            grads.append(torch.bmm(upstream[tap], fm * m2).sum(0).view_as(f))
+                        else:
+                            grads.append(torch.mm(upstream[tap], fm).view_as(f))
                 for tap in self.content_losses:
                     f = feats[tap]
                     if f.numel():
@@ -274,6 +324,18 @@ class TiledObjective(Objective):
             roots.append(graph)
             root_grads.append(torch.ones_like(graph))
         torch.autograd.backward(roots, root_grads)
+
+
+def _norm(channels: int, count: int, masks: torch.Tensor | None) -> torch.Tensor | float:
+    """A Gram's divisor: ``C N`` (N features), or per region ``C sum m_r^2`` (clamped, as guided_gram does) as (R, 1, 1)."""
+    if masks is None:
+        return float(channels * count)
+    return masks.flatten(1).square().sum(1).clamp_min(1e-12).mul(channels).view(-1, 1, 1)
+
+
+def _normalize(sums: torch.Tensor, count: int, masks: torch.Tensor | None) -> torch.Tensor:
+    """The Gram (or the (R, C, C) guided Grams) from the summed ``F F^T``."""
+    return sums / _norm(sums.shape[-1], count, masks)
 
 
 def _crop(target: torch.Tensor, t: Tile, f: torch.Tensor, level: int) -> torch.Tensor:

@@ -91,8 +91,6 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
         mem_plan = (plan_.Plan.from_dict(saved["plan"]) if saved is not None and saved.get("plan")
                     else plan_.make(stages, cfg, cut, backend.device, (content_pil.width, content_pil.height)))
         stages = mem_plan.apply(stages)
-        if masks is not None and any(s.tile for s in stages):  # before any work: the tiled objective has no masks
-            raise StylizeError(devices.TILED_REGIONS_REFUSED)
     callbacks.plan(stages)
     first, history, resumed = (0, [], None) if saved is None else checkpoint.loop_state(saved, backend.device)
     if first >= len(stages):

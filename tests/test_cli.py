@@ -60,7 +60,7 @@ def test_shared_options_keep_one_name_and_a_command_may_reword_one():
     run_help, video_help = options("run"), options("video")
     for flag in ("--size", "--weights", "--region", "--max-memory", "--style-weight", "--set"):
         assert flag in run_help and flag in video_help and flag in options("batch")
-    assert "Closure evaluations (at the final size). [default: 300]" in run_help
+    assert "Closure evaluations at the final size (above 768 px, scales auto spreads" in " ".join(run_help.split())
     assert f"Evaluations of each LATER frame (frame 1: --first-steps) [default: {VideoConfig.steps}]" in video_help
 
 

@@ -117,10 +117,11 @@ def test_bench_high_res_rows():
     each in a fresh process, with the plan's figures and the measured peak."""
     from stylize.bench import BenchConfig, bench_high_res
 
-    rows = bench_high_res(BenchConfig(sizes=[96], sets=["weights=untrained", "max_memory=0.78GB"], repeat=1,
-                                      high_res=True))
+    rows = bench_high_res(BenchConfig(sizes=[96], sets=["weights=untrained", "max_memory=0.78GB", "lbfgs_history=8"],
+                                      repeat=2, high_res=True))
     assert [r["mode"] for r in rows] == ["tiled", "whole"]
-    assert rows[0]["tiles"] > 1 and rows[1]["tiles"] == 1 and rows[0]["history"] < rows[1]["history"]
-    for r in rows:
+    assert rows[0]["tiles"] > 1 and rows[1]["tiles"] == 1 and rows[0]["history"] <= rows[1]["history"] == 8
+    for r in rows:  # a real run, its history filled before the timed evaluations
+        assert r["evaluations"] == r["history"] + 1 + 2 and len(r["eval_s"]) == 2 and r["setup_s"] > 0
         assert 0.75 * r["peak_rss_bytes"] <= r["predicted_peak_bytes"] <= 1.25 * r["peak_rss_bytes"]
         assert r["s_per_mp"] == pytest.approx(r["median_s"] / r["megapixels"])

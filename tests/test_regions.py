@@ -279,6 +279,20 @@ def test_a_run_carries_the_masks_to_every_stage(files, monkeypatch):
     assert result.config.style == [f"{files}/red.png", f"{files}/blue.png"]
 
 
+@pytest.mark.slow  # two tiny real runs
+def test_a_masked_run_whose_plan_tiles_evaluates_the_same_loss(files, monkeypatch):
+    """Regions with the memory plan's tiles: the run's first loss is the whole-image run's (the exact tiled guided
+    Grams: tests/test_tiled.py)."""
+    from stylize import plan, stylize
+    run = dict(regions=[f"{files}/left.png={files}/red.png", f"{files}/right.png={files}/blue.png:2"], write=False,
+               weights="untrained", size=96, steps=3, scales="none", device="cpu")
+    whole = stylize(None, None, None, **run)
+    monkeypatch.setattr(plan, "whole_bytes", lambda *a: 2**60)  # as under a tiny max_memory: tiles
+    tiled = stylize(None, None, None, **run)
+    assert whole.plan["stages"][0]["mode"] == "whole" and tiled.plan["stages"][0]["tiles"] >= 2
+    assert abs(tiled.history[0].total - whole.history[0].total) / whole.history[0].total < 1e-5
+
+
 def test_seg_colours_become_masks(files):
     content_pil = Image.open(demo_pair()[0]).convert("RGB")
     regs = regions.load(content_pil, seg=f"{files}/seg.png",

@@ -17,6 +17,12 @@ TINY = {"size": 32, "steps": 6, "device": "cpu", "weights": "untrained", "scales
     ("auto", 512, 300, [(256, 50), (512, 300)]),
     ("auto", 512, 60, [(256, 10), (512, 60)]),
     ("auto", 100, 300, [(100, 300)]),  # half size below 64 px: no coarse stage
+    ("auto", 768, 300, [(384, 50), (768, 300)]),  # the largest size with steps at the final size
+    # above 768 px: the same two stages at the base (size halved to <= 768), then doublings of equal cost
+    ("auto", 1536, 300, [(384, 50), (768, 300), (1536, 75)]),
+    ("auto", 3072, 300, [(384, 50), (768, 300), (1536, 75), (3072, 19)]),
+    ("auto", 6144, 300, [(384, 50), (768, 300), (1536, 75), (3072, 19), (6144, 10)]),  # at least 10
+    ("auto", 1000, 120, [(250, 20), (500, 120), (1000, 30)]),
     ("ladder", 512, 100, [(128, 100), (181, 100), (256, 100), (362, 100), (512, 100)]),
     ("ladder", 180, 100, [(127, 100), (180, 100)][1:]),  # 180 / sqrt(2) = 127 < 128: no smaller size
     ("256,512", 512, 100, [(256, 100), (512, 100)]),
@@ -27,8 +33,8 @@ def test_schedule(scales, size, steps, expected):
     stages = schedule.plan(cfg, 4 * size // 3, size, cut=9, fast=True)
     assert [(s.size, s.steps) for s in stages] == expected
     assert all(s.height == s.size and s.width == int(s.size * 4 / 3) for s in stages)
-    if scales == "auto":  # the seed's graph (exact) and dlp-sim run one size
-        assert len(schedule.plan(cfg, 4 * size // 3, size, cut=9, fast=False)) == 1
+    if scales == "auto":  # the seed's graph (exact) and dlp-sim run one size, `steps` evaluations
+        assert [(s.size, s.steps) for s in schedule.plan(cfg, 4 * size // 3, size, cut=9, fast=False)] == [(size, steps)]
 
 
 @pytest.mark.parametrize("scales, message", [

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from stylize import features
+from stylize import features, regions
 from stylize.config import Config, resolve_recipe
 from stylize.objective import FusedObjective, PlainObjective
 from stylize.tiled import TiledObjective, halo, tiles
@@ -16,19 +16,22 @@ PAPER = {"style_layers": {n: 1.0 for n in ("relu1_1", "relu2_1", "relu3_1", "rel
          "content_layers": {"relu4_2": 1.0}}
 
 
-def _both(cfg: Config, h: int, w: int, tile: int, fast: bool, n_styles: int = 1, dtype=torch.float64, margin=None):
-    """(whole loss, tiled loss, whole gradient, tiled gradient, tiled objective) at one random image."""
+def _both(cfg: Config, h: int, w: int, tile: int, fast: bool, n_styles: int = 1, dtype=torch.float64, margin=None,
+          regions_of=None):
+    """(whole loss, tiled loss, whole gradient, tiled gradient, tiled objective) at one random image;
+    ``regions_of(h, w, styles)``: the stage's regions, for both."""
     cut = features.last_tap(cfg.content_layers, cfg.style_layers)
     net = features.init_untrained(features.vgg19_features(cut, cfg.pooling)).to(dtype)
     gen = torch.Generator().manual_seed(1)
     content = torch.rand(1, 3, h, w, generator=gen, dtype=dtype)
     styles = [torch.rand(1, 3, h + 8 * i, w - 8 * i, generator=gen, dtype=dtype) for i in range(n_styles)]
     image = torch.rand(1, 3, h, w, generator=gen, dtype=dtype)
-    whole = (FusedObjective if fast else PlainObjective).build(net, content, styles, cfg)
+    regs = regions_of(h, w, styles) if regions_of else None
+    whole = (FusedObjective if fast else PlainObjective).build(net, content, styles, cfg, regions=regs)
     x1 = image.clone().requires_grad_()
     t1 = whole.evaluate(x1)
     whole.backward(t1)
-    tiled = TiledObjective.build(net, content, styles, cfg, tile=tile, fast=fast)
+    tiled = TiledObjective.build(net, content, styles, cfg, tile=tile, fast=fast, regions=regs)
     if margin is not None:
         tiled.margin = margin
     x2 = image.clone().requires_grad_()
@@ -60,6 +63,42 @@ def test_tiled_loss_and_gradient_equal_the_whole_image(case):
             cfg = dataclasses.replace(cfg, style_blend=[1.0, 3.0] if case.endswith("fused") else None)
     l1, l2, g1, g2, tiled = _both(cfg, h, w, tile, fast, n)
     assert tiled.n_tiles >= 6  # several tiles, in both directions
+    assert abs(l2 - l1) / abs(l1) < 1e-10
+    assert _rel(g2, g1) < 1e-10
+
+
+def _three_regions(h: int, w: int, styles, hard: bool = False, erode: int = 1) -> regions.StageRegions:
+    """Three regions over the image (soft, or a hard partition), two styles, region 2 with a style map; weights
+    1, 2 and 0.5."""
+    gen = torch.Generator().manual_seed(2)
+    dtype = styles[0].dtype
+    if hard:
+        label = torch.zeros(h, w, dtype=torch.long)
+        label[:, w // 3:] = 1
+        label[h // 2:, 2 * w // 3:] = 2
+        masks = torch.stack([(label == r) for r in range(3)]).to(dtype).unsqueeze(1)
+    else:
+        masks = torch.rand(3, 1, h, w, generator=gen, dtype=dtype)
+    style_map = torch.rand(1, 1, *styles[1].shape[-2:], generator=gen, dtype=dtype)
+    return regions.StageRegions(masks, [0, 1, 1], [None, None, style_map], [1.0, 2.0, 0.5], erode)
+
+
+@pytest.mark.parametrize("fast, hard", [(False, False), (True, True)])
+def test_regions_tiled_equal_the_whole_image(fast, hard):
+    """Guided Grams (regional styles) summed over tiles: soft masks with erosion and a style map (plain), a hard
+    partition (fused), on the untrained recipe's normalized losses."""
+    cfg = resolve_recipe(Config(), untrained_fallback=True)
+    l1, l2, g1, g2, tiled = _both(cfg, 96, 128, 32, fast, 2,
+                                  regions_of=lambda h, w, styles: _three_regions(h, w, styles, hard=hard))
+    assert tiled.n_tiles >= 6
+    assert abs(l2 - l1) / abs(l1) < 1e-10
+    assert _rel(g2, g1) < 1e-10
+
+
+def test_style_coarse_and_fine_tiled_equal_the_whole_image():
+    """Scale control: each tap's one-hot blend of the two style images is kept when the targets are tiled."""
+    cfg = dataclasses.replace(Config(), style_coarse="coarse.png", style_fine="fine.png")
+    l1, l2, g1, g2, tiled = _both(cfg, 96, 128, 32, True, 2)
     assert abs(l2 - l1) / abs(l1) < 1e-10
     assert _rel(g2, g1) < 1e-10
 

@@ -55,7 +55,7 @@ _MADE: dict[str, tuple[type, tuple[str, ...]]] = {}  # how each option was made,
 OPTIONS = [
     _option("config", str, "YAML config file (or a bundled name: default, gatys, untrained).", "--config", "-c"),
     _key("size", int, "Shorter edge in px."),
-    _key("steps", int, "Closure evaluations (at the final size)."),
+    _key("steps", int, "Closure evaluations at the final size (above 768 px, scales auto spreads them over a ladder)."),
     _key("device", str, "auto | cpu | cuda | cuda:N | dlp-sim."),
     _key("weights_", str, "auto | imagenet | untrained | PATH to a VGG19 state_dict.", "--weights"),
     _key("init", str, "noise | content | gray | PATH to an image."),
