@@ -10,6 +10,7 @@ from .config import MIN_SIZE, Config
 from .errors import StylizeError
 
 CPU_OVERHEAD_BYTES = 700 * 2**20  # RSS of `import stylize` alone (torch, CUDA-build libraries): 656 MiB measured
+MARGIN = 1.25  # of estimate_bytes (see there)
 
 
 def estimate_bytes(height: int, width: int, cut: int, lbfgs_history: int, device: torch.device) -> int:
@@ -17,8 +18,9 @@ def estimate_bytes(height: int, width: int, cut: int, lbfgs_history: int, device
 
     Counts weights, every activation up to the cut (autograd keeps them for backward), max-pool indices
     (int64), two activation-sized gradient buffers, Gram matrices, LBFGS history (2 vectors of the image per
-    entry) and, on the CPU, the torch runtime. A 40 % margin covers allocator slack (measured: 2.76 GiB peak RSS
-    for the seed's layers at 682x512 with a full LBFGS history; this gives 2.91 GiB).
+    entry) and, on the CPU, the torch runtime. A 25 % margin covers allocator slack and the loop's own image-sized
+    tensors (measured, real runs, peak RSS: the seed's graph at 341x256, 1.06 GiB; the fast path at 2048x1536
+    with history 12, 10.14 GiB; docs/high-resolution.md has the table).
     """
     floats, params, in_ch, largest, grams = 3 * height * width, 0, 3, 0, 0
     for entry in features.LAYERS[: cut + 1]:
@@ -32,7 +34,7 @@ def estimate_bytes(height: int, width: int, cut: int, lbfgs_history: int, device
             grams += 3 * entry.channels**2  # target, input gram, its gradient (upper bound: one per conv)
     image_vectors = (2 * lbfgs_history + 6) * 3 * height * width
     total = 4 * (params + floats + 2 * largest + grams + image_vectors)
-    return int(total * 1.4) + (CPU_OVERHEAD_BYTES if device.type == "cpu" else 0)
+    return int(total * MARGIN) + (CPU_OVERHEAD_BYTES if device.type == "cpu" else 0)
 
 
 def setup_bytes(height: int, width: int, cut: int, style_area: float, device: torch.device) -> int:

@@ -193,7 +193,9 @@ def optimize(
     if guard and state.best_image is None:
         state.best_image = image.detach().clone()
     result = OptimizeResult(image=image, history=state.history, events=state.events, converged=state.converged)
-    last_finite = image.detach().clone()
+    # The image to fall back on when a run stops mid line search or on a non-finite loss; with the guard on,
+    # the best image is that (it starts as the init), so no other image-sized copy is kept.
+    last_finite = state.best_image if guard else image.detach().clone()
     start = time.perf_counter() - (state.history[-1].seconds if state.history else elapsed)
     spent = False
 
@@ -217,7 +219,8 @@ def optimize(
                 raise _BlowUp(record)
         else:
             state.over = 0
-        last_finite.copy_(image.detach())
+        if not guard:
+            last_finite.copy_(image.detach())
         if guard and (state.best is None or record.total < state.best.total):
             state.best = record
             state.best_image.copy_(image.detach())

@@ -35,8 +35,8 @@ MIN_HISTORY = 5
 TILES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 96, 64, 48, 32, 16)  # interior sizes tried, largest first
 MARGIN = 0.10  # of the available memory, left free when no max_memory is given...
 MARGIN_MIN = 512 * 2**20  # ...and at least this much
-IMAGE_VECTORS = 12  # image-sized float32 vectors besides the history: image, its gradient, the normalized image and
-# its gradient (tiled), LBFGS's direction, previous gradient and step, the best image, the init, the content...
+IMAGE_VECTORS = 8  # image-sized float32 vectors besides the history: the image and its gradient, LBFGS's flat
+# gradient, previous gradient and direction, the best image, the init, the stage's content (and transients)
 
 
 @dataclass(frozen=True)

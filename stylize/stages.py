@@ -73,7 +73,9 @@ def run_stages(backend: Backend, net: nn.Module, cfg: Config, content_pil, style
                 continue
             content_img, style_imgs = schedule.stage_images(cfg, content_pil, style_pils, stage, backend.device)
             masks = schedule.stage_regions(cfg, regions, stage, backend.device)
+            objective = None  # the last stage's (its targets) before this one's are made
             objective = backend.objective(net, content_img, style_imgs, cfg, regions=masks, tile=stage.tile)
+            del style_imgs  # the objective holds their Gram matrices: at 4096 px each image is 0.14 GiB
             stage_init = schedule.resize(init if k == len(stages) - 1 else init.clamp(0, 1), stage)
             if previous is None:
                 image = stage_init.clone()

@@ -15,9 +15,10 @@ The style losses are functions of Gram matrices, sums over all pixels; the conte
   into the image's: a pixel near a tile border feeds features of the neighbouring tile's interior too.
 
 Features of each interior are counted once (the interiors partition every feature map), so the sums and the
-gradient are the whole image's and there are no seams. The modules before the first convolution (the
-normalization, a Laplacian content term on the image) and the image-space terms (TV) run on the whole image
-with autograd: they are image-sized, three channels.
+gradient are the whole image's and there are no seams. The normalization is per pixel, so each tile normalizes
+its own region and pass 2's gradients are the image's directly (no image-sized normalized copy and its gradient
+are held: at 4096x3072 px each is 0.14 GiB). The image-level terms (a Laplacian content term, TV) run on the
+whole image with autograd.
 
 The targets are computed the same way (the content's features assembled from its tiles, each style image's Gram
 summed over its tiles), through the same kernels as the evaluation, so the content image has content loss 0.
@@ -100,7 +101,9 @@ class _Network:
     def __init__(self, model: nn.Sequential, fast: bool):
         items = list(model.children())
         first = next(i for i, m in enumerate(items) if isinstance(m, nn.Conv2d))
-        self.prefix = nn.Sequential(*items[:first])  # normalization, image-level taps: run on the whole image
+        self.prefix = nn.Sequential(*items[:first])  # normalization, image-level taps (run on the whole image)
+        # The modules before the first conv but the taps (the normalization): per pixel, so run on each tile.
+        self.pixelwise = [m for m in self.prefix if not isinstance(m, ContentLoss)]
         self.body, self.fast = items[first:], fast
         self.grid = 1
         level, self.levels = 0, {}
@@ -112,8 +115,11 @@ class _Network:
         self.cut_level = level
 
     def run(self, x: torch.Tensor, t: Tile, height: int, width: int) -> dict[nn.Module, torch.Tensor]:
-        """Interior features of each tap for the tile ``t`` of an image ``height`` x ``width`` (``x``: its region)."""
+        """Interior features of each tap for the tile ``t`` of an image ``height`` x ``width`` (``x``: its region of
+        the image, normalized here: no normalized copy of the whole image is ever made)."""
         out = {}
+        for m in self.pixelwise:
+            x = m(x)
         for m in self.body:
             if isinstance(m, (ContentLoss, StyleLoss)):
                 s = 2 ** self.levels[m]
@@ -213,7 +219,9 @@ class TiledObjective(Objective):
         then blended as each tap blends (:func:`stylize.losses.blended_gram`); a masked tap's region ``r`` takes
         the guided Gram of its own style image under its style map (or all of it)."""
         with torch.no_grad():
-            x = _prefix(self.net.prefix, content, set_image_targets=True)
+            if self.image_taps:
+                _prefix(self.net.prefix, content, set_image_targets=True)
+            x = content
             h, w = x.shape[-2:]
             full = {}
             for t in tiles(h, w, self.tile, self.margin, self.net.grid):
@@ -227,10 +235,9 @@ class TiledObjective(Objective):
                 tap.target = full[tap]
             grams = []
             for k, style in enumerate(styles):
-                xs = _prefix(self.net.prefix, style, skip_taps=True)
-                masks = {tap: self._style_masks(tap, k, *xs.shape[-2:]) for tap in self.style_losses
+                masks = {tap: self._style_masks(tap, k, *style.shape[-2:]) for tap in self.style_losses
                          if isinstance(tap, MaskedStyleLoss)}
-                sums, counts, _ = gram_sums(self.net, xs, self.style_losses, self.tile, self.margin, masks=masks)
+                sums, counts, _ = gram_sums(self.net, style, self.style_losses, self.tile, self.margin, masks=masks)
                 grams.append({tap: _normalize(sums[tap], counts[tap], masks.get(tap)) for tap in self.style_losses})
             for tap in self.style_losses:
                 if isinstance(tap, MaskedStyleLoss):
@@ -248,8 +255,9 @@ class TiledObjective(Objective):
 
     def evaluate(self, image: torch.Tensor) -> Terms:
         """Pass 1: the losses from the Grams and squared errors summed over tiles; ``dL/dG`` kept for pass 2."""
-        x = _prefix(self.net.prefix, image)  # (with autograd) the normalized image; image-level taps set .loss
-        xd = x.detach()
+        if self.image_taps:  # (with autograd) on the whole image: they set .loss
+            _prefix(self.net.prefix, image)
+        xd = image.detach()
         h, w = xd.shape[-2:]
         grid = tiles(h, w, self.tile, self.margin, self.net.grid)
         self.n_tiles = len(grid)
@@ -279,7 +287,7 @@ class TiledObjective(Objective):
         style = sum(style_terms) * wts.style
         tv = tv_loss(image) * wts.tv if wts.tv else 0.0
         graph = (sum(image_terms) * wts.content if image_terms else 0.0) + tv  # what autograd differentiates
-        self._state = (x, grid, upstream, graph, masks)
+        self._state = (image, grid, upstream, graph, masks)
         return Terms(content, style, tv)
 
     def _content_order(self) -> list[ContentLoss]:
@@ -288,9 +296,9 @@ class TiledObjective(Objective):
     def backward(self, terms: Terms) -> None:
         """Pass 2: each tile back-propagates its interior's share of the whole-image gradient; the halo's
         gradient is added too (it feeds the neighbours' interiors)."""
-        x, grid, upstream, graph, masks = self._state
+        image, grid, upstream, graph, masks = self._state
         self._state = None
-        xd = x.detach()
+        xd = image.detach()
         h, w = xd.shape[-2:]
         gx = torch.zeros_like(xd)
         wts = self.weights
@@ -319,7 +327,7 @@ class TiledObjective(Objective):
                     torch.autograd.backward(outs, grads)
             if region.grad is not None:
                 gx[..., t.ty0:t.ty1, t.tx0:t.tx1] += region.grad
-        roots, root_grads = [x], [gx]
+        roots, root_grads = [image], [gx]  # gx becomes image.grad when that is empty: no image-sized copy
         if isinstance(graph, torch.Tensor) and graph.requires_grad:
             roots.append(graph)
             root_grads.append(torch.ones_like(graph))

@@ -114,6 +114,8 @@ def run(cfg: Config, callbacks: Callbacks | None = None, write: bool = True,
             log.info("resuming %s at step %d", resume, len(history) + len(resumed.history))
         content_full = images.to_tensor(images.resize_shorter(content_pil, size)).to(backend.device)
         init = init_image(cfg, content_full)
+        if not cfg.original_colors:  # not needed again: one image-sized tensor less held through the run
+            content_full = None
         t1 = time.perf_counter()
         with backend.deterministic():
             done = run_stages(backend, net, cfg, content_pil, style_pils, stages, init, hooks, project=fast,
