@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+import stylize.dlp  # noqa: F401  (the dlp device before any test's backward: torch sizes its autograd device queues then)
 from stylize import features
 
 

@@ -189,3 +189,20 @@ def test_host_conversions():
     with pytest.raises(TypeError, match=r"Use Tensor.cpu\(\)"):
         x.numpy()
     assert (x.cpu().numpy() == [[1.5, 2.0], [3.0, 4.0]]).all()
+
+
+def test_a_backward_before_the_device_is_registered_is_one_clear_error():
+    """torch's autograd engine sizes its device queues at a process's first backward: a backward before
+    stylize (and so the dlp device) is imported leaves dlp without one. That is said in one line, not torch's
+    internal assert (tests/conftest.py imports stylize.dlp first, so the suite's order does not matter)."""
+    import subprocess
+    import sys
+
+    code = ("import torch; x = torch.ones(2, requires_grad=True); (x * 2).sum().backward(); "
+            "from stylize import stylize; from stylize.errors import StylizeError\n"
+            "try:\n    stylize(write=False, size=32, steps=2, weights='untrained', scales='none', device='dlp-sim')\n"
+            "except StylizeError as e:\n    print(e)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "STYLIZE_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1].startswith("dlp-sim cannot run a backward in this process")

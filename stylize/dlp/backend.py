@@ -28,6 +28,22 @@ log = logging.getLogger("stylize")
 REGIONS_REFUSED = ("regions: dlp-sim has no masked (guided) Gram kernel; run regional styles with --device cpu "
                    "or cuda.")
 
+LATE_DEVICE = ("dlp-sim cannot run a backward in this process: PyTorch's autograd engine sized its device queues at "
+               "the process's first backward, before the dlp device was registered. Import stylize (or stylize.dlp) "
+               "before any backward, or run in a fresh process.")
+
+
+def _check_autograd() -> None:
+    """A backward through one dlp tensor, so that a process whose autograd started before the device was
+    registered hears it in one line (torch's own message is an internal assert in engine.cpp)."""
+    x = torch.ones(1, device=DEVICE, requires_grad=True)
+    try:
+        (x * 2).sum().backward()
+    except RuntimeError as e:
+        if "device_ready_queues_" in str(e):
+            raise StylizeError(LATE_DEVICE) from None
+        raise
+
 
 class DlpStyleLoss(StyleLoss):
     """The seed's style loss on the device's kernels: the target by ``dlp::gram``, the loss by one fused
@@ -66,6 +82,7 @@ class DlpBackend(Backend):
     """The simulated deep-learning processor (``--device dlp-sim``)."""
 
     def __init__(self, cfg: Config):
+        _check_autograd()
         self.device = DEVICE
         self.profile = runtime.configure(cfg.dlp_spec, cfg.dlp_mode)
         self.net: nn.Module | None = None
