@@ -35,8 +35,14 @@ MIN_HISTORY = 5
 TILES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 96, 64, 48, 32, 16)  # interior sizes tried, largest first
 MARGIN = 0.10  # of the available memory, left free when no max_memory is given...
 MARGIN_MIN = 512 * 2**20  # ...and at least this much
-IMAGE_VECTORS = 8  # image-sized float32 vectors besides the history: the image and its gradient, LBFGS's flat
-# gradient, previous gradient and direction, the best image, the init, the stage's content (and transients)
+# The tiled peak's two fitted constants (real runs' peak RSS, seed layers, the LBFGS history full; `stylize bench
+# --high-res`): 4096x3072 px, 192 tiles of 256 px, history 5: 5.75 GiB; 2048x1536 px, 24 tiles of 384 px, history 12:
+# 3.48 GiB. IMAGE_VECTORS: image-sized float32 vectors besides the history (the image and its gradient, LBFGS's flat
+# gradient, previous gradient and direction, the best image, the init, the stage's content, less what is not alive
+# at once); TILE_FACTOR: one tile's forward and backward against memory.estimate_bytes at the tile's size (pass 1's
+# activations, the fast path's workspaces, the allocator's tile-sized blocks).
+IMAGE_VECTORS = 6
+TILE_FACTOR = 2.2
 
 
 @dataclass(frozen=True)
@@ -118,12 +124,12 @@ def tiled_bytes(width: int, height: int, cfg: Config, cut: int, history: int, ti
     """Predicted peak of a tiled stage (see the module's text)."""
     margin, pixels = halo(cut), width * height
     side_h, side_w = min(height, tile + 2 * margin), min(width, tile + 2 * margin)
-    one_tile = memory.estimate_bytes(side_h, side_w, cut, 0, torch.device("meta"))  # no runtime, no history
+    one_tile = TILE_FACTOR * memory.estimate_bytes(side_h, side_w, cut, 0, torch.device("meta"))  # no runtime/history
     content_targets = sum(e.channels * (height >> e.pools_before) * (width >> e.pools_before)
                           for name in cfg.content_layers for e in [features.layer(name)])
     style_area = len(cfg.style or [None]) * cfg.style_scale**2
     vectors = (2 * history + IMAGE_VECTORS + 3 * style_area) * 3 * pixels
-    return int(4 * (vectors + content_targets) * 1.1) + one_tile + _overhead(device)
+    return int(4 * (vectors + content_targets) * 1.1 + one_tile) + _overhead(device)
 
 
 def plan_stage(stage: Stage, cfg: Config, cut: int, device: torch.device, bound: int | None) -> StagePlan | None:
