@@ -117,7 +117,7 @@ def test_bench_high_res_rows():
     each in a fresh process, with the plan's figures and the measured peak."""
     from stylize.bench import BenchConfig, bench_high_res
 
-    rows = bench_high_res(BenchConfig(sizes=[96], sets=["weights=untrained", "max_memory=0.78GB", "lbfgs_history=8"],
+    rows = bench_high_res(BenchConfig(sizes=[128], sets=["weights=untrained", "max_memory=0.8GB", "lbfgs_history=8"],
                                       repeat=2, high_res=True))
     assert [r["mode"] for r in rows] == ["tiled", "whole"]
     assert rows[0]["tiles"] > 1 and rows[1]["tiles"] == 1 and rows[0]["history"] <= rows[1]["history"] == 8
