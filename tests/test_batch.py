@@ -256,7 +256,7 @@ def test_ctrl_c_marks_running_jobs_interrupted_exits_130_and_the_rerun_resumes(p
 
     tmp, contents, styles = pair
     args = [sys.executable, "-m", "stylize", "batch", *map(str, contents[:1]), "--style", str(styles[0]), "-o",
-            str(tmp / "out"), "--workers", "1", "--size", "32", "--steps", "40", "--weights", "untrained", "--device", "cpu"]
+            str(tmp / "out"), "--workers", "1", "--size", "32", "--steps", "2000", "--weights", "untrained", "--device", "cpu"]  # ~2 s: its plateau
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not any(e["status"] == "started" for e in _events(tmp)) and time.monotonic() < deadline:
@@ -269,7 +269,7 @@ def test_ctrl_c_marks_running_jobs_interrupted_exits_130_and_the_rerun_resumes(p
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):
         os.kill(worker, 0)  # the worker was stopped with the batch
-    result = batch.run(_bc(tmp, contents[:1], styles[:1], workers=1, overrides={"steps": 40}))  # the same job: resumed
+    result = batch.run(_bc(tmp, contents[:1], styles[:1], workers=1, overrides={"steps": 2000}))  # the same job: resumed
     events = _events(tmp)
     assert result.exit_code == 0 and result.skipped == 0 and events[2]["id"] == events[0]["id"]
     assert [e["status"] for e in events][2:] == ["started", "done"]

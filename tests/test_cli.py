@@ -216,7 +216,7 @@ def test_ctrl_c_keeps_what_was_computed(pair, tmp_path, sig):
     out = tmp_path / "int.png"
     env = {**os.environ, "STYLIZE_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "stylize", "run", *map(str, pair), "-o", str(out), "--size", "32",
-                             "--steps", "100000", "--device", "cpu", "--set", "log_every=1"],
+                             "--steps", "100000", "--device", "cpu", "--set", "log_every=1", "--set", "plateau_tol=0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     seen = ""
     deadline = time.monotonic() + 120
