@@ -257,7 +257,7 @@ def test_ctrl_c_marks_running_jobs_interrupted_exits_130_and_the_rerun_resumes(p
     tmp, contents, styles = pair
     args = [sys.executable, "-m", "stylize", "batch", *map(str, contents[:1]), "--style", str(styles[0]), "-o",
             str(tmp / "out"), "--workers", "1", "--size", "32", "--steps", "2000", "--weights", "untrained", "--device", "cpu"]  # ~2 s: its plateau
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
     deadline = time.monotonic() + 120
     while not any(e["status"] == "started" for e in _events(tmp)) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -396,3 +396,9 @@ def test_a_video_on_ray_equals_the_local_pool_s(pair, ray_cluster):
     for k in range(1, 4):
         name = f"clip__s0.frames/frame{k:06d}.png"
         assert (tmp / "out" / name).read_bytes() == (tmp / "ray" / name).read_bytes(), name
+
+
+def _sigint_default() -> None:
+    """In the child: SIGINT as a terminal gives it. A shell starting the suite in the background (nohup, `&`)
+    passes SIGINT on ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -217,7 +217,8 @@ def test_ctrl_c_keeps_what_was_computed(pair, tmp_path, sig):
     env = {**os.environ, "STYLIZE_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "stylize", "run", *map(str, pair), "-o", str(out), "--size", "32",
                              "--steps", "100000", "--device", "cpu", "--set", "log_every=1", "--set", "plateau_tol=0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_sigint_default)
     seen = ""
     deadline = time.monotonic() + 120
     while "step 3:" not in seen and time.monotonic() < deadline:  # wait until it is optimizing
@@ -306,3 +307,9 @@ def test_command_defaults_come_from_the_typed_configs():
         if param.name in ("quiet", "print_config", "ctx"):
             continue
         assert param.default in (None, [], ()), (param.name, param.default)
+
+
+def _sigint_default() -> None:
+    """In the child: SIGINT as a terminal gives it. A shell starting the suite in the background (nohup, `&`)
+    passes SIGINT on ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
