@@ -269,13 +269,13 @@ class TiledObjective(Objective):
         for tap in self.style_losses:  # the loss of the summed Gram, as the loss module forms it, and its dL/dG
             g = _normalize(sums[tap], counts[tap], masks.get(tap)).requires_grad_()
             with torch.enable_grad():
-                if tap in masks:
-                    weights = tap.layer_masks(masks[tap].shape[-2:])[1]
-                    loss = tap.weight * sum(wr * F.mse_loss(g[r], tap.target[r]) for r, wr in enumerate(weights) if wr)
+                if tap in masks:  # masked_style_loss on the summed Grams: sum_r w_r mse(G_r, T_r)
+                    weights = g.new_tensor(tap.layer_masks(masks[tap].shape[-2:])[1])
+                    loss = tap.weight * (weights * (g - tap.target).square().mean((-2, -1))).sum()
                 else:
                     loss = tap.weight * F.mse_loss(g, tap.target)
-                (d,) = torch.autograd.grad(loss, g) if isinstance(loss, torch.Tensor) else (torch.zeros_like(g),)
-            tap.loss = loss.detach() if isinstance(loss, torch.Tensor) else g.new_zeros(())
+                (d,) = torch.autograd.grad(loss, g)
+            tap.loss = loss.detach()
             style_terms.append(tap.loss)
             # dL/dF of the interior features F (C, n): (dG + dG^T) F / (C N), times the style weight; per region
             # (dG_r + dG_r^T) / (C sum m_r^2), applied to F m_r^2 in pass 2
